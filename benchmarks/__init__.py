@@ -1,0 +1,1 @@
+"""The benchmark harness: tasks (dataset + protocol + metrics), training, evaluation, result files."""

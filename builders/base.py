@@ -1,0 +1,109 @@
+"""The contract every dataset builder follows.
+
+A builder turns a config into independent shards. `plan()` lists them as
+`ShardSpec`s; `make_shard(spec)` yields that shard's rows. A shard depends on
+nothing but (builder, config, spec), so any engine - a local process pool,
+Ray, a later re-run - can build any subset of shards in any order and the
+bytes come out the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    split: str
+    index: int  # position of the shard inside its split
+    start: int  # first row of the split that this shard holds
+    count: int  # number of input rows
+
+    def stem(self, prefix: str) -> str:
+        return f"{self.split}/{prefix}-{self.index:06d}"
+
+
+@dataclass
+class Row:
+    """One input row: a sample to write, or the reason it could not be made."""
+
+    key: str
+    sample: dict[str, bytes] | None
+    error_kind: str | None = None
+    message: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # extra columns for the row table
+
+    @property
+    def ok(self) -> bool:
+        return self.sample is not None
+
+
+def sample_key(row: int) -> str:
+    # Fixed width so that keys sort as numbers; 9 digits covers the largest published scale (11M).
+    return f"{row:09d}"
+
+
+def plan_splits(split_sizes: dict[str, int], shard_size: int) -> list[ShardSpec]:
+    specs = []
+    for split, size in split_sizes.items():
+        for index, start in enumerate(range(0, size, shard_size)):
+            specs.append(ShardSpec(split, index, start, min(shard_size, size - start)))
+    return specs
+
+
+def shard_rng(seed: int, spec: ShardSpec) -> np.random.Generator:
+    """An RNG owned by one shard: independent of every other shard and of worker order."""
+    split_code = zlib.crc32(spec.split.encode())
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_code, spec.index)))
+
+
+class Builder:
+    """Base class of dataset builders. Subclasses set the class attributes and `make_shard`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    prefix: ClassVar[str]  # shard file prefix
+    fields: ClassVar[tuple[str, ...]]  # member suffixes every sample carries, e.g. ("a.npy", "json")
+    card: ClassVar[str]  # data card template name in data_cards/
+    row_table: ClassVar[bool] = False  # write a parquet table of every input row per shard
+
+    def __init__(self, config):
+        self.config = config
+
+    # -- to implement -------------------------------------------------------
+    def split_sizes(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def make_shard(self, spec: ShardSpec) -> Iterator[Row]:
+        raise NotImplementedError
+
+    def tool_versions(self) -> dict[str, str]:
+        return {}
+
+    def card_fields(self, manifest: dict) -> dict[str, str]:
+        """Extra values for the card template, beyond the common ones."""
+        return {}
+
+    def check_environment(self) -> None:
+        """Raise a clear error naming any missing tool before any shard is written."""
+
+    # -- derived ------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    def dataset_id(self) -> str:
+        blob = json.dumps(
+            {"builder": self.name, "version": self.version, "config": self.config_dict()},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def plan(self) -> list[ShardSpec]:
+        return plan_splits(self.split_sizes(), self.config.shard_size)

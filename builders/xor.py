@@ -1,0 +1,142 @@
+"""The XOR synthetic dataset of Symile (arXiv 2411.01053, Section 2.2).
+
+Per sample: a, b ~ Bernoulli(0.5)^d; one switch i ~ Bernoulli(p_hat) shared by
+all d bits; c = a XOR b if i = 1, else c = a. b is pairwise independent of a
+and of c, so only a model of the three-way interaction can predict it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from builders.base import Builder, Row, ShardSpec, sample_key, shard_rng
+from builders.tarshards import npy_rows
+
+
+def draw_splits(draws: int) -> list[str]:
+    """The paper scores `draws` freshly drawn test sets; each is its own split."""
+    return [f"test_{k}" for k in range(draws)]
+
+
+def bayes_accuracy(dim: int, p_hat: float) -> float:
+    """Top-1 accuracy of the best predictor of b from (a, c): always guess a XOR c."""
+    chance = 2.0**-dim
+    return chance + p_hat * (1 - chance)
+
+
+@dataclass(frozen=True)
+class XorConfig:
+    dim: int = 5
+    p_hat: float = 0.5
+    train: int = 10_000
+    val: int = 1_000
+    test: int = 5_000
+    test_draws: int = 10
+    seed: int = 0
+    shard_size: int = 5_000
+
+    def __post_init__(self):
+        if not 0.0 <= self.p_hat <= 1.0:
+            raise ValueError(f"p_hat must lie in [0, 1], got {self.p_hat}")
+        if self.dim < 1 or self.test_draws < 1 or self.shard_size < 1:
+            raise ValueError("dim, test_draws and shard_size must be positive")
+
+
+class XorBuilder(Builder):
+    name = "xor"
+    version = "1.0.0"
+    prefix = "xor"
+    fields = ("a.npy", "b.npy", "c.npy", "json")
+    card = "xor.md"
+    Config = XorConfig
+
+    def split_sizes(self) -> dict[str, int]:
+        c = self.config
+        return {"train": c.train, "val": c.val, **{s: c.test for s in draw_splits(c.test_draws)}}
+
+    def make_shard(self, spec: ShardSpec) -> Iterator[Row]:
+        a, b, c, i = generate(shard_rng(self.config.seed, spec), spec.count, self.config.dim, self.config.p_hat)
+        columns = [npy_rows(a), npy_rows(b), npy_rows(c)]
+        for n in range(spec.count):
+            meta = json.dumps({"i": int(i[n])}).encode()
+            sample = {"a.npy": columns[0][n], "b.npy": columns[1][n], "c.npy": columns[2][n], "json": meta}
+            yield Row(sample_key(spec.start + n), sample)
+
+    def tool_versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        d = XorConfig()
+        parser.add_argument("--dim", type=int, default=d.dim, help="bits per modality, d (default %(default)s)")
+        parser.add_argument(
+            "--p-hat", type=float_list, default=[d.p_hat],
+            help="probability that c = a XOR b; a list or sweep such as 0,0.1,...,1 builds one dataset per value "
+            "into OUT/p_hat=<value> (default %(default)s)",
+        )
+        parser.add_argument("--train", type=int, default=d.train, help="training samples (default %(default)s)")
+        parser.add_argument("--val", type=int, default=d.val, help="validation samples (default %(default)s)")
+        parser.add_argument("--test", type=int, default=d.test, help="samples per test draw (default %(default)s)")
+        parser.add_argument(
+            "--test-draws", type=int, default=d.test_draws,
+            help="independent test sets, split test_0..test_{k-1}; the paper scores 10 (default %(default)s)",
+        )
+        parser.add_argument("--seed", type=int, default=d.seed, help="master seed (default %(default)s)")
+        parser.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard (default %(default)s)")
+
+    @classmethod
+    def configs_from_args(cls, args) -> dict[str, XorConfig]:
+        """One config per p_hat; a sweep puts each in its own sub-folder."""
+        common = dict(dim=args.dim, train=args.train, val=args.val, test=args.test,
+                      test_draws=args.test_draws, seed=args.seed, shard_size=args.shard_size)
+        if len(args.p_hat) == 1:
+            return {"": XorConfig(p_hat=args.p_hat[0], **common)}
+        return {sweep_folder(p): XorConfig(p_hat=p, **common) for p in args.p_hat}
+
+    def card_fields(self, manifest: dict) -> dict[str, str]:
+        c = self.config
+        return {
+            "dim": str(c.dim),
+            "p_hat": f"{c.p_hat:g}",
+            "bayes": f"{bayes_accuracy(c.dim, c.p_hat):.4f}",
+            "chance": f"{2.0 ** -c.dim:.4f}",
+            "test_draws": str(c.test_draws),
+            "command": (
+                f"polymodal build xor --out DIR --dim {c.dim} --p-hat {c.p_hat:g} --train {c.train} --val {c.val} "
+                f"--test {c.test} --test-draws {c.test_draws} --seed {c.seed} --shard-size {c.shard_size}"
+            ),
+        }
+
+
+def sweep_folder(p_hat: float) -> str:
+    return f"p_hat={p_hat:g}"
+
+
+def float_list(text: str) -> list[float]:
+    """Parse "0,0.5,1" or an arithmetic sweep "0,0.1,...,1"."""
+    parts = [p.strip() for p in text.split(",")]
+    if "..." not in parts:
+        return [float(p) for p in parts]
+    if len(parts) != 4 or parts[2] != "...":
+        raise ValueError(f"a sweep reads FIRST,SECOND,...,LAST; got {text!r}")
+    first, second, last = float(parts[0]), float(parts[1]), float(parts[3])
+    step = second - first
+    if step <= 0 or last < first:
+        raise ValueError(f"a sweep must increase: {text!r}")
+    count = int(round((last - first) / step)) + 1
+    # Round to the step's precision so 0.1 steps give 0.3, not 0.30000000000000004.
+    digits = max(len(p.partition(".")[2]) for p in (parts[0], parts[1], parts[3]))
+    return [round(first + k * step, digits + 2) for k in range(count)]
+
+
+def generate(rng: np.random.Generator, n: int, dim: int, p_hat: float):
+    """Draw n samples; returns int8 arrays a, b, c of shape (n, dim) and the switch i of shape (n,)."""
+    a = rng.integers(0, 2, size=(n, dim), dtype=np.int8)
+    b = rng.integers(0, 2, size=(n, dim), dtype=np.int8)
+    i = (rng.random(n) < p_hat).astype(np.int8)
+    c = np.where(i[:, None] == 1, a ^ b, a).astype(np.int8)
+    return a, b, c, i

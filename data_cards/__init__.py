@@ -1,0 +1,1 @@
+"""Hugging Face dataset-card templates, one per dataset; builders fill them with real counts."""
