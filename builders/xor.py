@@ -61,9 +61,9 @@ class XorBuilder(Builder):
     def make_shard(self, spec: ShardSpec) -> Iterator[Row]:
         a, b, c, i = generate(shard_rng(self.config.seed, spec), spec.count, self.config.dim, self.config.p_hat)
         columns = [npy_rows(a), npy_rows(b), npy_rows(c)]
+        meta = [json.dumps({"i": 0}).encode(), json.dumps({"i": 1}).encode()]
         for n in range(spec.count):
-            meta = json.dumps({"i": int(i[n])}).encode()
-            sample = {"a.npy": columns[0][n], "b.npy": columns[1][n], "c.npy": columns[2][n], "json": meta}
+            sample = {"a.npy": columns[0][n], "b.npy": columns[1][n], "c.npy": columns[2][n], "json": meta[i[n]]}
             yield Row(sample_key(spec.start + n), sample)
 
     def tool_versions(self) -> dict[str, str]:
