@@ -1,0 +1,42 @@
+"""The polymodal leaderboard: result files in, ranked tables and plots out.
+
+The benchmark harness writes one JSON result per (model, task, dataset), in
+the shape of result.schema.json, with the model described by a ModelCard.
+`build_leaderboard` validates a directory of them and ranks models per task
+version; `write_report` renders the ranking as Markdown and plots.
+
+This package needs neither torch nor the builders/baselines/benchmarks
+packages, so a leaderboard can be rebuilt anywhere the results are.
+"""
+
+import importlib
+from typing import Any
+
+# Public name -> defining module, imported on first use: the harness only needs
+# ModelCard and the schema, and should not pay a second for importing matplotlib.
+_EXPORTS = {
+    "SCHEMA_VERSION": "leaderboard.schema",
+    "ResultError": "leaderboard.schema",
+    "load_result": "leaderboard.schema",
+    "load_schema": "leaderboard.schema",
+    "validate_result": "leaderboard.schema",
+    "ModelCard": "leaderboard.model_card",
+    "build_leaderboard": "leaderboard.aggregate",
+    "read_leaderboard": "leaderboard.aggregate",
+    "write_leaderboard": "leaderboard.aggregate",
+    "PLOTS": "leaderboard.report",
+    "format_table": "leaderboard.report",
+    "write_report": "leaderboard.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'leaderboard' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

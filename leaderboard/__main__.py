@@ -1,0 +1,7 @@
+"""`python -m leaderboard build|report`, for machines without the polymodal CLI installed."""
+
+import sys
+
+from leaderboard.cli import main
+
+sys.exit(main())
