@@ -1,0 +1,212 @@
+"""`polymodal train`, `eval`, `submit`, `bench` and `quickstart`.
+
+torch is imported only inside the handlers, so that building the parser
+(and `polymodal leaderboard ...`) never needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+QUICKSTART = {"task": "xor", "models": "clip,symile", "dataset_args": ["--p-hat", "0,0.5,1", "--dim", "5"]}
+CARD_FIELDS = {"name", "revision", "license", "training_data"}  # what a submitter's card may set
+
+
+def add_commands(subparsers) -> None:
+    from benchmarks.tasks import TASKS
+
+    tasks = sorted(TASKS)
+
+    train = subparsers.add_parser(
+        "train", help="train a model on a task's dataset",
+        description="Train MODEL on the train split of DATA, keep the epoch with the lowest validation loss, "
+        "and write the run folder OUT (run.json, model.safetensors, train_log.jsonl). Score it with `polymodal eval OUT`.",
+    )
+    _add_run_arguments(train, tasks)
+    train.set_defaults(func=_train)
+
+    evaluate = subparsers.add_parser(
+        "eval", help="score a trained run and write its result JSON",
+        description="Score RUN with its task's protocol and write RUN/result.json (or --out), a result file "
+        "that `polymodal leaderboard build` accepts.",
+    )
+    evaluate.add_argument("run", type=Path, help="run folder written by `polymodal train`")
+    evaluate.add_argument("--out", type=Path, help="where to write the result (default RUN/result.json)")
+    evaluate.set_defaults(func=_eval)
+
+    submit = subparsers.add_parser(
+        "submit", help="train and score your own model",
+        description="Train and score your own model, given as `package.module:Class` (see baselines/models.py for "
+        "the interface), and write a result file for the leaderboard. --card names a JSON file with your model's "
+        f"card: any of {', '.join(sorted(CARD_FIELDS))}.",
+    )
+    _add_run_arguments(submit, tasks)
+    submit.add_argument("--card", type=Path, required=True, help="JSON model card (name, revision, license, training_data)")
+    submit.add_argument("--results", type=Path, help="also copy the result file into this folder")
+    submit.set_defaults(func=_submit)
+
+    bench = subparsers.add_parser(
+        "bench", help="build what is missing, train and score models, and rank them",
+        description="Build the task's datasets into OUT/data (resuming what exists), train and score every model "
+        "on each (skipping finished runs), then write OUT/results, OUT/leaderboard.json and OUT/report. "
+        "Options after the known ones are the task's dataset options, as for `polymodal build TASK` "
+        "(e.g. --p-hat 0,0.5,1 for xor).",
+    )
+    bench.add_argument("--task", choices=tasks, required=True, help="task to run")
+    bench.add_argument("--models", default="clip,symile", help="comma-separated model names or module:Class specs (default %(default)s)")
+    bench.add_argument("--out", type=Path, required=True, help="benchmark folder")
+    _add_common(bench)
+    bench.set_defaults(func=_bench, accepts_extra=True)
+
+    quick = subparsers.add_parser(
+        "quickstart", help="the whole pipeline on the embedded default, in minutes",
+        description="Build XOR (d=5) for p_hat in {0, 0.5, 1}, train pairwise CLIP and Symile on each, score them, "
+        "build the leaderboard and the report, and print the table. Runs offline on a CPU in a few minutes.",
+    )
+    quick.add_argument("--out", type=Path, default=Path("quickstart"), help="output folder (default %(default)s)")
+    _add_common(quick)
+    quick.set_defaults(func=_quickstart)
+
+
+def _add_common(parser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="dataset build workers (default %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_run_arguments(parser, tasks) -> None:
+    parser.add_argument("--task", choices=tasks, required=True, help="task whose protocol to follow")
+    parser.add_argument("--model", required=True, help="a registered model (clip, symile) or module:Class")
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder built by `polymodal build`")
+    parser.add_argument("--out", type=Path, required=True, help="run folder to write")
+    parser.add_argument("--model-config", type=json.loads, default={}, help='model settings as JSON, e.g. \'{"d_model": 32}\'')
+    parser.add_argument("--epochs", type=int, help="override the task's default")
+    parser.add_argument("--batch-size", type=int, help="override the task's default")
+    parser.add_argument("--lr", type=float, help="override the task's default")
+    parser.add_argument("--weight-decay", type=float, help="override the task's default")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _train_config(task_name: str, args):
+    import dataclasses
+
+    from benchmarks.tasks import load_task
+
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay") if getattr(args, k, None) is not None}
+    return dataclasses.replace(load_task(task_name).train_defaults, seed=args.seed, **overrides)
+
+
+def _train(args) -> int:
+    from benchmarks.runs import train_run
+
+    record = train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
+                       model_config=args.model_config, progress=not args.no_progress)
+    s = record["summary"]
+    print(f"{args.out}: best epoch {s['best_epoch']} (val loss {s['best_val_loss']:.4f}) in {s['train_seconds']:.1f}s")
+    return 0
+
+
+def _print_metrics(result: dict) -> None:
+    metrics = ", ".join(
+        f"{k} {v['value']:.4f}" + (f" ± {v['stderr']:.4f}" if v.get("stderr") is not None else "")
+        for k, v in result["metrics"].items()
+    )
+    refs = ", ".join(f"{k} {v:.4f}" for k, v in result.get("references", {}).items())
+    print(f"{result['model']['name']} on {result['task']['name']} [{result['dataset']['label']}]: {metrics}" + (f" ({refs})" if refs else ""))
+
+
+def _eval(args) -> int:
+    from benchmarks.runs import evaluate_run
+
+    _print_metrics(evaluate_run(args.run, args.out))
+    return 0
+
+
+def _submit(args) -> int:
+    from benchmarks.runs import RESULT, evaluate_run, train_run
+
+    card = json.loads(args.card.read_text())
+    unknown = set(card) - CARD_FIELDS
+    if not isinstance(card, dict) or unknown:
+        raise SystemExit(f"{args.card}: a card may set only {sorted(CARD_FIELDS)}; unknown: {sorted(unknown)}")
+    train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
+              model_config=args.model_config, card=card, progress=not args.no_progress)
+    result = evaluate_run(args.out)
+    _print_metrics(result)
+    if args.results:
+        from benchmarks.results import write_result
+
+        write_result(result, args.results / f"{_folder(result['model']['name'])}-{result['dataset']['id']}.json")
+    print(f"result: {args.out / RESULT}")
+    return 0
+
+
+def _folder(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
+
+
+def bench(task_name: str, models: list[str], out: Path, dataset_args: list[str], seed: int = 0, workers: int = 2,
+          progress: bool = True) -> dict:
+    """Build, train, score and rank; every step resumes where a previous call stopped."""
+    import dataclasses
+
+    from benchmarks.runs import RESULT, evaluate_run, train_run
+    from benchmarks.results import write_result
+    from benchmarks.tasks import load_task
+    from builders import BUILDERS
+    from builders.runner import build
+    from leaderboard.aggregate import build_leaderboard, write_leaderboard
+    from leaderboard.report import format_table, write_report
+
+    task = load_task(task_name)
+    train = dataclasses.replace(task.train_defaults, seed=seed)
+    for folder, config in task.bench_configs(dataset_args).items():
+        data = out / "data" / task.name / folder
+        build(BUILDERS[task.builder](config), data, workers=workers, progress=progress)
+        for spec in models:
+            run = out / "runs" / task.name / folder / _folder(spec)
+            if not (run / RESULT).is_file():
+                print(f"== {task.name} [{folder}] {spec}", flush=True)
+                train_run(task.name, spec, data, run, train, progress=progress)
+                evaluate_run(run)
+            result = json.loads((run / RESULT).read_text())
+            write_result(result, out / "results" / task.name / folder / f"{_folder(spec)}.json")
+            _print_metrics(result)
+    board = build_leaderboard(out / "results")
+    write_leaderboard(board, out / "leaderboard.json")
+    report = write_report(board, out / "report")
+    for key in board["tasks"]:
+        print()
+        print(format_table(board, key))
+    print(f"\nleaderboard: {out / 'leaderboard.json'}\nreport: {report}")
+    return board
+
+
+def _bench(args) -> int:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bench(args.task, models, args.out, args.extra, seed=args.seed, workers=args.workers, progress=not args.no_progress)
+    return 0
+
+
+def _quickstart(args) -> int:
+    models = QUICKSTART["models"].split(",")
+    bench(QUICKSTART["task"], models, args.out, QUICKSTART["dataset_args"], seed=args.seed, workers=args.workers,
+          progress=not args.no_progress)
+    return 0
+
+
+def main(argv=None) -> int:
+    from polymodal.cli import dispatch
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Train, score and rank polymodal models.")
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return dispatch(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""A run folder: what was trained, on what, with which weights; and scoring it.
+
+    RUN/run.json           task, model spec and config, training config, dataset path and id
+    RUN/model.safetensors  the selected weights (never pickled)
+    RUN/train_log.jsonl    one line per epoch: losses and samples/s
+    RUN/result.json        written by `polymodal eval RUN`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from baselines.models import MODELS, resolve_model
+from benchmarks.data import load_manifest
+from benchmarks.results import make_result, write_result
+from benchmarks.tasks import load_task
+from benchmarks.tasks.base import TrainConfig
+from benchmarks.training import fit
+from leaderboard.model_card import ModelCard
+
+RUN_FILE, WEIGHTS, RESULT, TRAIN_LOG = "run.json", "model.safetensors", "result.json", "train_log.jsonl"
+
+
+def _model(task, spec: str, manifest: dict, config: dict):
+    # Task defaults (e.g. d_model) configure the reference models only; user models take their own config.
+    config = {**task.model_defaults, **config} if spec in MODELS else dict(config)
+    return resolve_model(spec)(task.inputs(manifest), **config), config
+
+
+def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, train: TrainConfig,
+              model_config: dict | None = None, card: dict | None = None, progress: bool = True) -> dict:
+    task = load_task(task_name)
+    manifest = load_manifest(data_dir)
+    if manifest["builder"] != task.builder:
+        raise SystemExit(f"task {task.name} needs a {task.builder!r} dataset; {data_dir} holds {manifest['builder']!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(train.seed)  # the initial weights
+    model, model_config = _model(task, model_spec, manifest, model_config or {})
+    summary = fit(model, task.load_split(data_dir, "train"), task.load_split(data_dir, "val"), train,
+                  log_path=out_dir / TRAIN_LOG, progress=progress)
+    save_model(model, str(out_dir / WEIGHTS))
+    record = {
+        "task": task.name,
+        "task_version": task.version,
+        "model": model_spec,
+        "model_config": model_config,
+        "card": card or {},
+        "train": dataclasses.asdict(train),
+        "data": str(Path(data_dir).resolve()),
+        "dataset_id": manifest["dataset_id"],
+        "summary": summary,
+    }
+    (out_dir / RUN_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def evaluate_run(run_dir: Path, out: Path | None = None) -> dict:
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise SystemExit(f"{run_dir} is not a finished run: it has no {RUN_FILE}")
+    record = json.loads(run_file.read_text())
+    task = load_task(record["task"])
+    if task.version != record["task_version"]:
+        raise SystemExit(f"{run_dir} was trained for {task.name} {record['task_version']}; this code scores {task.version}")
+    manifest = load_manifest(record["data"])
+    if manifest["dataset_id"] != record["dataset_id"]:
+        raise SystemExit(f"{record['data']} now holds dataset {manifest['dataset_id']}, not {record['dataset_id']} it was trained on")
+    model, _ = _model(task, record["model"], manifest, record["model_config"])
+    load_model(model, str(run_dir / WEIGHTS))
+    model.eval()
+    began = time.perf_counter()
+    evaluation = task.evaluate(model, record["data"], manifest)
+    own = model.card()
+    card = ModelCard(
+        **{
+            "name": own["name"],
+            "source": "polymodal" if record["model"] in MODELS else record["model"],
+            "parameters": own["parameters"],
+            "modalities": list(task.inputs(manifest)),
+            "license": "MIT" if record["model"] in MODELS else None,
+            "training_data": f"{manifest['builder']} dataset {manifest['dataset_id']}, split train",
+            "config": {"model": own["config"], "train": record["train"]},
+            **record["card"],
+        }
+    ).model_dump()
+    wall = record["summary"]["train_seconds"] + time.perf_counter() - began
+    result = make_result(task, manifest, card, evaluation, record["train"]["seed"], "cpu", wall)
+    write_result(result, out or run_dir / RESULT)
+    return result

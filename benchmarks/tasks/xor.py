@@ -1,0 +1,74 @@
+"""XOR (Symile, Section 2.2): predict b from (a, c) among all 2^d binary vectors.
+
+Protocol 1.0: train on `train`, keep the epoch with the lowest validation
+loss, then score top-1 accuracy on each independent test draw `test_k`;
+report their mean and standard error (the paper's "bootstrap").
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.data import load_split_arrays
+from benchmarks.tasks.base import Evaluation, Task, TrainConfig
+from builders.xor import XorBuilder, bayes_accuracy
+
+MODALITIES = ("a", "b", "c")
+
+
+def all_bit_vectors(dim: int) -> np.ndarray:
+    """Every binary vector of length dim; row k holds the bits of k, least significant first."""
+    return ((np.arange(2**dim)[:, None] >> np.arange(dim)) & 1).astype(np.float32)
+
+
+def bits_to_index(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.int64) << np.arange(bits.shape[1])).sum(axis=1)
+
+
+class XorTask(Task):
+    name = "xor"
+    version = "1.0"
+    builder = "xor"
+    primary_metric = "acc1"
+    train_defaults = TrainConfig(epochs=20, batch_size=1000, lr=0.05, weight_decay=0.01)
+    model_defaults = {"d_model": 16}
+
+    def inputs(self, manifest: dict) -> dict[str, int]:
+        return {m: manifest["config"]["dim"] for m in MODALITIES}
+
+    def load_split(self, data_dir, split: str) -> dict[str, torch.Tensor]:
+        arrays = load_split_arrays(data_dir, split, list(MODALITIES))
+        return {m: torch.from_numpy(v.astype(np.float32)) for m, v in arrays.items()}
+
+    def dataset_params(self, manifest: dict) -> dict:
+        config = manifest["config"]
+        return {"p_hat": config["p_hat"], "dim": config["dim"]}
+
+    def dataset_label(self, manifest: dict) -> str:
+        return f"p_hat={manifest['config']['p_hat']:g}"
+
+    @torch.no_grad()
+    def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:
+        dim = manifest["config"]["dim"]
+        candidates = model.encode("b", torch.from_numpy(all_bit_vectors(dim)))
+        draws = sorted((s for s in manifest["splits"] if s.startswith("test_")), key=lambda s: int(s[5:]))
+        accuracies = []
+        for split in draws:
+            data = self.load_split(data_dir, split)
+            queries = {m: model.encode(m, data[m]) for m in ("a", "c")}
+            predicted = model.score(queries, "b", candidates).argmax(dim=1).numpy()
+            accuracies.append(float((predicted == bits_to_index(data["b"].numpy())).mean()))
+        k = len(accuracies)
+        stderr = float(np.std(accuracies, ddof=1) / np.sqrt(k)) if k > 1 else None
+        metrics = {"acc1": {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k}}
+        references = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
+        return Evaluation(metrics, references)
+
+    def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
+        parser = argparse.ArgumentParser(prog="polymodal bench --task xor", description="XOR dataset options")
+        XorBuilder.add_arguments(parser)
+        return XorBuilder.configs_from_args(parser.parse_args(extra_args))
