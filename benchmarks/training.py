@@ -35,6 +35,8 @@ def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int) 
 def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
         log_path: Path | None = None, progress: bool = True) -> dict:
     """Train with AdamW; restore the best-validation weights. Returns a summary for the run record."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)  # batch order and Symile's negatives
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -21,6 +21,7 @@ class TrainConfig:
     lr: float = 0.05
     weight_decay: float = 0.01
     seed: int = 0
+    threads: int | None = None  # torch CPU threads; None keeps torch's default
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""How close the Symile-M3 builder comes to the cost of writing its bytes, and what its speech pool costs.
+
+Pool: espeak-ng synthesis of every utterance of a pool into an empty cache,
+once for the benchmarked build (digits: ten number words per language) and
+once for the Babel-ImageNet pool of --pool-languages (every class name
+in every language), which is what an ImageNet build pays before its shards.
+
+Throughput, once the pool exists: the builder's whole shard path - drawing,
+fetching image and audio bytes, text and metadata, the deterministic
+TarWriter, hashing, fsync, rename and the stats file - against a bare
+`tarfile` loop writing the very same members with the same metadata (the
+script checks that both tars are byte-identical). Both run in this process,
+interleaved, best of --repeats; the first builder run, with cold per-process
+caches, is reported too.
+
+    python benchmarks/perf/build_m3.py [--samples 5000] [--languages M3-5] [--pool-languages M3-10]
+
+Goal: ratio <= 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from builders.base import ShardSpec
+from builders.m3_names import load_table
+from builders.m3_sources import EspeakAudio
+from builders.runner import run_shard
+from builders.symile_m3 import LANGUAGE_SETS, M3Config, SymileM3Builder, language_list, language_set_name
+from builders.tarshards import MTIME, OWNER
+from builders.tts import CACHE_ENV
+
+
+def time_pool(audio: EspeakAudio) -> tuple[int, float]:
+    began = time.perf_counter()
+    made = audio.prepare()
+    return made, time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=5_000, help="samples in the shard (default %(default)s)")
+    parser.add_argument("--languages", type=language_list, default=LANGUAGE_SETS["M3-5"],
+                        help="language set or list of the benchmarked build (default M3-5)")
+    parser.add_argument("--pool-languages", type=language_list, default=LANGUAGE_SETS["M3-10"],
+                        help="language set or list whose Babel-ImageNet pool is timed (default M3-10)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best counts (default %(default)s)")
+    args = parser.parse_args()
+    import webdataset  # noqa: F401  (loaded up front: its import, torch included, is no per-shard cost)
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ[CACHE_ENV] = cache  # an empty cache: the pools are timed from scratch
+        config = M3Config(languages=args.languages, train=args.samples, val=0, test=0, shard_size=args.samples)
+        builder = SymileM3Builder(config)
+        builder.check_environment()
+        pool, pool_s = time_pool(builder.catalog().audio)
+        babel = EspeakAudio("", args.pool_languages, load_table("babel", args.pool_languages))
+        babel_pool, babel_s = time_pool(babel)
+
+        spec = ShardSpec("train", 0, 0, args.samples)
+
+        def builder_path(folder: Path) -> None:
+            run_shard(builder.name, builder.config_dict(), spec, str(folder))
+
+        with tempfile.TemporaryDirectory() as tmp:
+            began = time.perf_counter()
+            builder_path(Path(tmp))  # first: image and audio bytes not yet in the per-process caches
+            cold = time.perf_counter() - began
+            rows = list(builder.make_shard(spec))
+
+            def floor(folder: Path) -> None:
+                with tarfile.open(folder / "floor.tar", "w|") as tar:
+                    for row in rows:
+                        for field in sorted(row.sample):
+                            info = tarfile.TarInfo(f"{row.key}.{field}")
+                            info.size, info.mtime, info.mode = len(row.sample[field]), MTIME, 0o444
+                            info.uname = info.gname = OWNER
+                            tar.addfile(info, io.BytesIO(row.sample[field]))
+
+            floor(Path(tmp))
+            if (Path(tmp) / "floor.tar").read_bytes() != (Path(tmp) / f"{spec.stem(builder.prefix)}.tar").read_bytes():
+                raise SystemExit("the floor does not write the same bytes as the builder; the comparison would be unfair")
+
+        best = {"builder": float("inf"), "floor": float("inf")}
+        for _ in range(args.repeats):
+            for name, fn in (("builder", builder_path), ("floor", floor)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    began = time.perf_counter()
+                    fn(Path(tmp))
+                    best[name] = min(best[name], time.perf_counter() - began)
+
+    megabytes = sum(len(v) for row in rows for v in row.sample.values()) / 1e6
+    print(f"build                  {language_set_name(args.languages)} ({','.join(args.languages)}), digits, espeak")
+    print(f"pool of this build     {pool} utterances in {pool_s:.2f} s ({pool / pool_s:,.1f}/s)")
+    print(f"Babel pool, {language_set_name(args.pool_languages):<10} {babel_pool} utterances in {babel_s:.1f} s "
+          f"({babel_pool / babel_s:,.1f}/s on {os.cpu_count()} cores)")
+    print(f"samples per shard      {args.samples} ({megabytes / args.samples * 1e3:.1f} kB each)")
+    print(f"builder, cold caches   {args.samples / cold:,.0f} samples/s")
+    print(f"builder                {args.samples / best['builder']:,.0f} samples/s")
+    print(f"bare tarfile (floor)   {args.samples / best['floor']:,.0f} samples/s")
+    print(f"ratio builder/floor    {best['builder'] / best['floor']:.2f}  (goal <= 2)")
+
+
+if __name__ == "__main__":
+    main()
