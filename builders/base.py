@@ -78,6 +78,16 @@ class Builder:
         self.config = config
 
     # -- to implement -------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Add this dataset's options to its `polymodal build NAME` parser."""
+        raise NotImplementedError
+
+    @classmethod
+    def configs_from_args(cls, args) -> dict[str, Any]:
+        """Configs from parsed options, keyed by the sub-folder each goes to when there are several."""
+        raise NotImplementedError
+
     def split_sizes(self) -> dict[str, int]:
         raise NotImplementedError
 
@@ -93,6 +103,14 @@ class Builder:
 
     def check_environment(self) -> None:
         """Raise a clear error naming any missing tool before any shard is written."""
+
+    def prepare(self) -> None:
+        """One-off work before the shards, run once by `build` in its own process (e.g. a pool that shards
+        only read). A resumed build calls it again, so it must be deterministic and cheap to repeat."""
+
+    def manifest_info(self) -> dict[str, Any]:
+        """Facts about the build that follow from its config and sources (e.g. class counts), for manifest.json."""
+        return {}
 
     # -- derived ------------------------------------------------------------
     def config_dict(self) -> dict:

@@ -43,8 +43,9 @@ def add_commands(subparsers) -> None:
 def _build(args: argparse.Namespace) -> int:
     from builders.runner import build
 
-    for sub, config in args.builder_cls.configs_from_args(args).items():
-        out = args.out / sub if sub else args.out
+    configs = args.builder_cls.configs_from_args(args)
+    for sub, config in configs.items():
+        out = args.out / sub if len(configs) > 1 else args.out  # a sweep gets one folder per value
         manifest = build(args.builder_cls(config), out, workers=args.workers, engine=args.engine, progress=not args.no_progress)
         counts = ", ".join(f"{k} {v['samples']}" for k, v in sorted(manifest["splits"].items()))
         print(f"{out}: dataset {manifest['dataset_id']} ({counts})")

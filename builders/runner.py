@@ -134,11 +134,16 @@ def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str =
         stale.unlink()
     specs = builder.plan()
     pending = [s for s in specs if not is_done(out, builder, s)]
+    if pending:
+        builder.prepare()
     total = sum(s.count for s in pending)
     with tqdm(total=total, unit="row", desc=f"{builder.name} -> {out}", disable=not progress or total == 0) as bar:
         for stats in ENGINES[engine](builder.name, builder.config_dict(), pending, str(out), workers):
             bar.update(stats["rows"])
     manifest = make_manifest(builder, read_stats(out, builder))
+    info = builder.manifest_info()
+    if info:
+        manifest["info"] = info
     write_manifest(out, manifest)
     write_atomic(out / "README.md", render_card(builder, manifest).encode())
     return manifest

@@ -49,10 +49,12 @@ def write_tar(path: Path, samples: Iterable[dict[str, bytes]]) -> dict:
         with open(tmp, "wb") as raw:
             sink = _HashingFile(raw)
             writer = wds.TarWriter(sink, user=OWNER, group=OWNER, mtime=MTIME, encoder=False)
-            for sample in samples:
-                writer.write(sample)
-                count += 1
-            writer.close()
+            try:
+                for sample in samples:
+                    writer.write(sample)
+                    count += 1
+            finally:
+                writer.close()  # also when a sample fails: else the tar stream flushes into a closed file at exit
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)

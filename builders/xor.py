@@ -90,11 +90,9 @@ class XorBuilder(Builder):
 
     @classmethod
     def configs_from_args(cls, args) -> dict[str, XorConfig]:
-        """One config per p_hat; a sweep puts each in its own sub-folder."""
+        """One config per p_hat, keyed by the folder a sweep puts it in."""
         common = dict(dim=args.dim, train=args.train, val=args.val, test=args.test,
                       test_draws=args.test_draws, seed=args.seed, shard_size=args.shard_size)
-        if len(args.p_hat) == 1:
-            return {"": XorConfig(p_hat=args.p_hat[0], **common)}
         return {sweep_folder(p): XorConfig(p_hat=p, **common) for p in args.p_hat}
 
     def card_fields(self, manifest: dict) -> dict[str, str]:
