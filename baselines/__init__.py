@@ -1,0 +1,34 @@
+"""Reference contrastive baselines for three or more modalities: CLIP and Symile.
+
+Pure torch: losses that also work sharded across DDP ranks, zero-shot scorers,
+the :class:`ContrastiveModel` interface that submitted models implement, and the
+reference models built on it.
+"""
+
+from .distributed import gather_with_grad
+from .encoders import LinearL2
+from .logit_scale import LogitScale
+from .losses import SYMILE_NEGATIVES, clip_loss, infonce, mip, symile_loss
+from .models import MODELS, ContrastiveModel, ReferenceModel, resolve_model
+from .objectives import OBJECTIVES, ClipObjective, SymileObjective
+from .scoring import clip_scores, mip_scores
+
+__all__ = [
+    "MODELS",
+    "OBJECTIVES",
+    "SYMILE_NEGATIVES",
+    "ClipObjective",
+    "ContrastiveModel",
+    "LinearL2",
+    "LogitScale",
+    "ReferenceModel",
+    "SymileObjective",
+    "clip_loss",
+    "clip_scores",
+    "gather_with_grad",
+    "infonce",
+    "mip",
+    "mip_scores",
+    "resolve_model",
+    "symile_loss",
+]
