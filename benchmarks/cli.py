@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -89,6 +90,9 @@ def _add_run_arguments(parser, tasks) -> None:
     parser.add_argument("--lr", type=float, help="override the task's default")
     parser.add_argument("--weight-decay", type=float, help="override the task's default")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast for the encoders")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
+    parser.add_argument("--resume", action="store_true", help="continue this run from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -98,17 +102,32 @@ def _train_config(task_name: str, args):
     from benchmarks.tasks import load_task
 
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay") if getattr(args, k, None) is not None}
+    overrides.update({k: True for k in ("amp", "compile") if getattr(args, k, False)})
     return dataclasses.replace(load_task(task_name).train_defaults, seed=args.seed, **overrides)
 
 
 def _train(args) -> int:
     from benchmarks.runs import train_run
 
+    _join_torchrun()
     record = train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
-                       model_config=args.model_config, progress=not args.no_progress)
+                       model_config=args.model_config, progress=not args.no_progress, resume=args.resume)
     s = record["summary"]
+    if int(os.environ.get("RANK", 0)) != 0:
+        return 0
     print(f"{args.out}: best epoch {s['best_epoch']} (val loss {s['best_val_loss']:.4f}) in {s['train_seconds']:.1f}s")
     return 0
+
+
+def _join_torchrun() -> None:
+    """Under `torchrun`, join its process group: NCCL on GPUs, gloo on CPU."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) < 2:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 def _print_metrics(result: dict) -> None:
@@ -135,7 +154,7 @@ def _submit(args) -> int:
     if not isinstance(card, dict) or unknown:
         raise SystemExit(f"{args.card}: a card may set only {sorted(CARD_FIELDS)}; unknown: {sorted(unknown)}")
     train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
-              model_config=args.model_config, card=card, progress=not args.no_progress)
+              model_config=args.model_config, card=card, progress=not args.no_progress, resume=args.resume)
     result = evaluate_run(args.out)
     _print_metrics(result)
     if args.results:

@@ -1,9 +1,10 @@
 """A run folder: what was trained, on what, with which weights; and scoring it.
 
     RUN/run.json           task, model spec and config, training config, dataset path and id
-    RUN/model.safetensors  the selected weights (never pickled)
+    RUN/best.safetensors   the selected weights (never pickled)
     RUN/train_log.jsonl    one line per epoch: losses and samples/s
     RUN/result.json        written by `polymodal eval RUN`
+    plus the checkpoint that `--resume` continues from (see benchmarks.training)
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 
 from baselines.models import MODELS, resolve_model
 from benchmarks.data import load_manifest
 from benchmarks.results import make_result, write_result
 from benchmarks.tasks import load_task
 from benchmarks.tasks.base import TrainConfig
-from benchmarks.training import fit
+from benchmarks.training import BEST, Placement, fit
 from leaderboard.model_card import ModelCard
 
-RUN_FILE, WEIGHTS, RESULT, TRAIN_LOG = "run.json", "model.safetensors", "result.json", "train_log.jsonl"
+RUN_FILE, RESULT = "run.json", "result.json"
 
 
 def _model(task, spec: str, manifest: dict, config: dict):
@@ -34,17 +35,15 @@ def _model(task, spec: str, manifest: dict, config: dict):
 
 
 def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, train: TrainConfig,
-              model_config: dict | None = None, card: dict | None = None, progress: bool = True) -> dict:
+              model_config: dict | None = None, card: dict | None = None, progress: bool = True,
+              resume: bool = False) -> dict:
+    """Train and record a run; with `resume`, continue the same run from its last checkpoint."""
     task = load_task(task_name)
     manifest = load_manifest(data_dir)
     if manifest["builder"] != task.builder:
         raise SystemExit(f"task {task.name} needs a {task.builder!r} dataset; {data_dir} holds {manifest['builder']!r}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(train.seed)  # the initial weights
     model, model_config = _model(task, model_spec, manifest, model_config or {})
-    summary = fit(model, task.load_split(data_dir, "train"), task.load_split(data_dir, "val"), train,
-                  log_path=out_dir / TRAIN_LOG, progress=progress)
-    save_model(model, str(out_dir / WEIGHTS))
     record = {
         "task": task.name,
         "task_version": task.version,
@@ -54,10 +53,27 @@ def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, tr
         "train": dataclasses.asdict(train),
         "data": str(Path(data_dir).resolve()),
         "dataset_id": manifest["dataset_id"],
-        "summary": summary,
+        "device": Placement.detect().device.type,
+        "summary": None,  # set when training ends
     }
-    (out_dir / RUN_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    run_file = out_dir / RUN_FILE
+    if resume and run_file.is_file():
+        before = json.loads(run_file.read_text())
+        if {**before, "summary": None} != record:
+            raise SystemExit(f"{out_dir} holds a different run; --resume continues only the same command")
+    place = Placement.detect()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if place.main:
+        _write_record(run_file, record)
+    record["summary"] = fit(model, task.load_split(data_dir, "train"), task.load_split(data_dir, "val"), train,
+                            out_dir, resume=resume, progress=progress, place=place)
+    if place.main:
+        _write_record(run_file, record)
     return record
+
+
+def _write_record(path: Path, record: dict) -> None:
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def evaluate_run(run_dir: Path, out: Path | None = None) -> dict:
@@ -65,6 +81,8 @@ def evaluate_run(run_dir: Path, out: Path | None = None) -> dict:
     if not run_file.is_file():
         raise SystemExit(f"{run_dir} is not a finished run: it has no {RUN_FILE}")
     record = json.loads(run_file.read_text())
+    if record["summary"] is None:
+        raise SystemExit(f"{run_dir} has not finished training; continue it with `polymodal train ... --resume`")
     task = load_task(record["task"])
     if task.version != record["task_version"]:
         raise SystemExit(f"{run_dir} was trained for {task.name} {record['task_version']}; this code scores {task.version}")
@@ -72,7 +90,7 @@ def evaluate_run(run_dir: Path, out: Path | None = None) -> dict:
     if manifest["dataset_id"] != record["dataset_id"]:
         raise SystemExit(f"{record['data']} now holds dataset {manifest['dataset_id']}, not {record['dataset_id']} it was trained on")
     model, _ = _model(task, record["model"], manifest, record["model_config"])
-    load_model(model, str(run_dir / WEIGHTS))
+    load_model(model, str(run_dir / BEST))
     model.eval()
     began = time.perf_counter()
     evaluation = task.evaluate(model, record["data"], manifest)
@@ -90,6 +108,6 @@ def evaluate_run(run_dir: Path, out: Path | None = None) -> dict:
         }
     ).model_dump()
     wall = record["summary"]["train_seconds"] + time.perf_counter() - began
-    result = make_result(task, manifest, card, evaluation, record["train"]["seed"], "cpu", wall)
+    result = make_result(task, manifest, card, evaluation, record["train"]["seed"], record["device"], wall)
     write_result(result, out or run_dir / RESULT)
     return result

@@ -1,74 +1,212 @@
-"""Training on in-memory tensors, keeping the epoch with the lowest validation loss."""
+"""Training on in-memory tensors: AdamW, best-validation selection, DDP, exact resume.
+
+One code path serves one CPU process and `torchrun` over GPUs. Under DDP every
+rank draws the same global batch order and takes its own contiguous slice of
+each global batch; the loss gathers every rank's embeddings with gradient, so
+two ranks train exactly like one process on the global batch.
+
+A checkpoint is written after every epoch into the run folder:
+    epoch-NNNN.safetensors  weights after the latest epoch
+    best.safetensors   weights of the best validation epoch so far
+    trainer_state.pt   optimizer, RNG and bookkeeping; tensors and plain
+                       containers only, loaded with weights_only=True
+    train_log.jsonl    one line per epoch: losses, samples/s, samples/s per device
+Resuming from it continues bit for bit where the run stopped.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from safetensors.torch import load_model, save_model
 from tqdm import tqdm
 
+from baselines.distributed import gather_with_grad
 from benchmarks.tasks.base import TrainConfig
 
 VAL_SEED_OFFSET = 1_000_003  # validation draws its own fixed negatives, so epochs compare fairly
+BEST, STATE, LOG = "best.safetensors", "trainer_state.pt", "train_log.jsonl"
 
 
-def batch_loss(model, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-    embeddings = {m: model.encode(m, x) for m, x in batch.items()}
-    return model.loss(embeddings, generator=generator)
+@dataclass(frozen=True)
+class Placement:
+    """Where this process trains: its device, and its rank among `world` processes."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def detect(cls) -> "Placement":
+        """CUDA when present; the rank and world size of an initialised process group (torchrun)."""
+        if dist.is_available() and dist.is_initialized():
+            rank, world = dist.get_rank(), dist.get_world_size()
+        else:
+            rank, world = 0, 1
+        if torch.cuda.is_available():
+            return cls(torch.device("cuda", rank % torch.cuda.device_count()), rank, world)
+        return cls(torch.device("cpu"), rank, world)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+WRAPPERS = (torch.nn.parallel.DistributedDataParallel, torch._dynamo.eval_frame.OptimizedModule)
+
+
+def _embed(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # DDP and torch.compile act through forward, which must be called; a bare model need not define it.
+    if isinstance(model, WRAPPERS):
+        return model(batch)
+    return {m: model.encode(m, x) for m, x in batch.items()}
+
+
+def _unwrap(model):
+    while isinstance(model, WRAPPERS):
+        model = model.module if hasattr(model, "module") else model._orig_mod
+    return model
+
+
+def batch_loss(model, batch: dict[str, torch.Tensor], generator: torch.Generator, autocast) -> torch.Tensor:
+    """The loss of this rank's part of a global batch, against every rank's embeddings."""
+    with autocast:
+        local = _embed(model, batch)
+    gathered, rows = {}, None
+    for m, e in local.items():
+        gathered[m], rows = gather_with_grad(e.float())  # the loss runs in float32 whatever the encoders did
+    return _unwrap(model).loss(gathered, rows=rows, generator=generator)
+
+
+def _slices(n: int, batch_size: int, place: Placement):
+    """Each global batch's part for this rank; a last batch too small to split evenly is dropped under DDP."""
+    per_rank = batch_size // place.world
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        if place.world > 1:
+            if size < batch_size:
+                return
+            yield slice(start + place.rank * per_rank, start + (place.rank + 1) * per_rank)
+        else:
+            yield slice(start, start + size)
 
 
 @torch.no_grad()
-def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int) -> float:
+def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int, place: Placement, autocast) -> float:
     model.eval()
     generator = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET)
     n = len(next(iter(data.values())))
-    total = 0.0
-    for start in range(0, n, batch_size):
-        batch = {m: x[start : start + batch_size] for m, x in data.items()}
-        total += batch_loss(model, batch, generator).item() * len(next(iter(batch.values())))
-    return total / n
+    total, count = torch.zeros((), device=place.device), 0
+    for part in _slices(n, batch_size, place):
+        batch = {m: x[part].to(place.device) for m, x in data.items()}
+        rows = part.stop - part.start
+        total += batch_loss(model, batch, generator, autocast) * rows
+        count += rows
+    if place.world > 1:
+        dist.all_reduce(total)
+        count *= place.world
+    return total.item() / count
+
+
+def _autocast(place: Placement, enabled: bool):
+    # bf16 needs no loss scaling, so AMP stays a one-line switch.
+    return torch.autocast(place.device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
 def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
-        log_path: Path | None = None, progress: bool = True) -> dict:
-    """Train with AdamW; restore the best-validation weights. Returns a summary for the run record."""
+        run_dir: Path, resume: bool = False, progress: bool = True, place: Placement | None = None) -> dict:
+    """Train `model`, checkpointing into `run_dir` after every epoch; leave it holding the best weights.
+
+    Returns a summary for the run record: best epoch, its validation loss, seconds spent.
+    """
+    place = place or Placement.detect()
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)  # batch order and Symile's negatives
+    if config.batch_size % place.world:
+        raise ValueError(f"batch size {config.batch_size} must divide evenly over {place.world} ranks")
+    model.to(place.device)
+    trained = model
+    if place.world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[place.device] if place.device.type == "cuda" else None)
+    if config.compile:
+        trained = torch.compile(trained)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)  # batch order and Symile's negatives, alike on every rank
+    autocast = _autocast(place, config.amp)
+    state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "seconds": 0.0, "log": []}
+    if resume and (run_dir / STATE).is_file():
+        state = _restore(run_dir, model, optimizer, generator)
+    run_dir.mkdir(parents=True, exist_ok=True)
     n = len(next(iter(train.values())))
-    best = {"val_loss": float("inf"), "epoch": -1, "state": None}
-    log = open(log_path, "w") if log_path else None
-    began = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress)
-    try:
-        for epoch in bar:
-            model.train()
-            epoch_began, seen, total = time.perf_counter(), 0, 0.0
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, config.batch_size):
-                index = order[start : start + config.batch_size]
-                loss = batch_loss(model, {m: x[index] for m, x in train.items()}, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                seen += len(index)
-                total += loss.item() * len(index)
-            rate = seen / (time.perf_counter() - epoch_began)
-            val_loss = mean_loss(model, val, config.batch_size, config.seed)
-            if val_loss < best["val_loss"]:
-                best = {"val_loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-            record = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss, "samples_per_s": rate}
-            bar.set_postfix(loss=f"{total / seen:.3f}", val=f"{val_loss:.3f}", samples_s=f"{rate:,.0f}")
-            if log:
-                log.write(json.dumps(record) + "\n")
-    finally:
-        bar.close()
-        if log:
-            log.close()
-    model.load_state_dict(best["state"])
-    return {"best_epoch": best["epoch"], "best_val_loss": best["val_loss"], "train_seconds": time.perf_counter() - began}
+    bar = tqdm(range(state["epoch"] + 1, config.epochs), desc="train", unit="epoch", disable=not (progress and place.main),
+               initial=state["epoch"] + 1, total=config.epochs)
+    for epoch in bar:
+        began, seen, total = time.perf_counter(), 0, 0.0
+        trained.train()
+        order = torch.randperm(n, generator=generator)
+        for part in _slices(n, config.batch_size, place):
+            index = order[part]
+            batch = {m: x[index].to(place.device, non_blocking=True) for m, x in train.items()}
+            loss = batch_loss(trained, batch, generator, autocast)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += len(index)
+            total += loss.item() * len(index)
+        seconds = time.perf_counter() - began
+        val_loss = mean_loss(trained, val, config.batch_size, config.seed, place, autocast)
+        state["seconds"] += seconds
+        improved = val_loss < state["best_val_loss"]
+        if improved:
+            state.update(best_epoch=epoch, best_val_loss=val_loss)
+        state["epoch"] = epoch
+        record = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
+                  "samples_per_s": seen * place.world / seconds, "samples_per_s_per_device": seen / seconds}
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_loss:.3f}",
+                        samples_s=f"{record['samples_per_s']:,.0f}")
+        state["log"].append(record)
+        if place.main:
+            _checkpoint(run_dir, model, optimizer, generator, state, improved)
+    bar.close()
+    if place.world > 1:
+        dist.barrier()  # rank 0's best weights are on disk before anyone reads them
+    load_model(model, str(run_dir / BEST), device=str(place.device))
+    return {"best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"], "train_seconds": state["seconds"]}
+
+
+def _checkpoint(run_dir: Path, model, optimizer, generator: torch.Generator, state: dict, improved: bool) -> None:
+    """Weights first, then the state that names them, so a kill at any point resumes consistently.
+
+    A kill after best.safetensors but before the state re-runs that epoch, which
+    deterministically writes the same best weights again.
+    """
+    last = f"epoch-{state['epoch']:04d}.safetensors"
+    save_model(model, str(run_dir / last))
+    if improved:
+        save_model(model, str(run_dir / BEST))
+    blob = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "progress": {**state, "last": last}}
+    torch.save(blob, run_dir / f"{STATE}.tmp")
+    (run_dir / f"{STATE}.tmp").replace(run_dir / STATE)
+    for old in run_dir.glob("epoch-*.safetensors"):
+        if old.name != last:
+            old.unlink()
+    # The log is rewritten from the state, so a resumed run never repeats or loses a line.
+    log = "".join(json.dumps(record) + "\n" for record in state["log"])
+    (run_dir / f"{LOG}.tmp").write_text(log)
+    (run_dir / f"{LOG}.tmp").replace(run_dir / LOG)
+
+
+def _restore(run_dir: Path, model, optimizer, generator: torch.Generator) -> dict:
+    blob = torch.load(run_dir / STATE, weights_only=True)  # never unpickle arbitrary objects
+    load_model(model, str(run_dir / blob["progress"]["last"]))
+    optimizer.load_state_dict(blob["optimizer"])
+    generator.set_state(blob["generator"])
+    torch.set_rng_state(blob["torch_rng"])
+    return blob["progress"]

@@ -70,7 +70,7 @@ def test_training_is_reproducible_and_selects_the_best_validation_epoch(trained,
     run, result = trained["symile", 0.5]
     again = tmp_path / "again"
     train_run("xor", "symile", xor_data[0.5], again, FAST, progress=False)
-    first, second = load_file(run / "model.safetensors"), load_file(again / "model.safetensors")
+    first, second = load_file(run / "best.safetensors"), load_file(again / "best.safetensors")
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert evaluate_run(again)["metrics"] == result["metrics"]
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]

@@ -22,6 +22,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 0
     threads: int | None = None  # torch CPU threads; None keeps torch's default
+    amp: bool = False  # bf16 autocast for the encoders
+    compile: bool = False  # torch.compile the model's forward
 
 
 @dataclass
