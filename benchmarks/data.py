@@ -25,12 +25,17 @@ def _npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)  # never unpickle what a shard holds
 
 
+def _every_shard(urls):
+    return urls
+
+
 @functools.lru_cache(maxsize=64)
 def _stack(dataset_id: str, urls: tuple[str, ...], fields: tuple[str, ...]) -> tuple[np.ndarray, ...]:
     import webdataset as wds
 
     columns: list[list[np.ndarray]] = [[] for _ in fields]
-    pipeline = wds.WebDataset(list(urls), shardshuffle=False, empty_check=False).to_tuple(*(f"{f}.npy" for f in fields))
+    # Every rank loads the whole split; the trainer gives each rank its part of every batch.
+    pipeline = wds.WebDataset(list(urls), shardshuffle=False, empty_check=False, nodesplitter=_every_shard).to_tuple(*(f"{f}.npy" for f in fields))
     for sample in pipeline.map_tuple(*[_npy] * len(fields)):
         for column, value in zip(columns, sample):
             column.append(value)
