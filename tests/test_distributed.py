@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from safetensors.torch import load_file
 
 from builders.runner import build
 from builders.xor import XorBuilder, XorConfig
+from tests.helpers import sigkill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -65,15 +64,9 @@ def test_a_killed_run_resumes_to_the_same_weights_and_metrics(xor_data, tmp_path
     epochs = ["--epochs", "40"]
     subprocess.run(_train(xor_data, tmp_path / "whole", *epochs), check=True, cwd=ROOT, env=_env(), capture_output=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train(xor_data, killed, *epochs), cwd=ROOT, env=_env())
     log = killed / "train_log.jsonl"
-    deadline = time.monotonic() + 120
-    while not (log.is_file() and len(log.read_text().splitlines()) >= 3):
-        assert proc.poll() is None, "training finished before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_when(_train(xor_data, killed, *epochs), lambda: log.is_file() and len(log.read_text().splitlines()) >= 3,
+                 env=_env())
     assert len(log.read_text().splitlines()) < 40
     subprocess.run(_train(xor_data, killed, *epochs, "--resume"), check=True, cwd=ROOT, env=_env(), capture_output=True)
 

@@ -5,11 +5,8 @@ import argparse
 import io
 import json
 import os
-import signal
-import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +19,15 @@ from builders.cli import add_commands
 from builders.m3_names import digit_words, load_table
 from builders.manifest import load_manifest, verify
 from builders.runner import build
-from builders.symile_m3 import LANGUAGE_SETS, M3Config, SymileM3Builder, draw, hf_features
+from builders.symile_m3 import (
+    LANGUAGE_SETS,
+    M3Config,
+    SymileM3Builder,
+    draw,
+    hf_features,
+)
 from builders.tts import CACHE_ENV
+from tests.helpers import folder_bytes, sigkill_when
 
 M3_5 = LANGUAGE_SETS["M3-5"]
 SMALL = dict(languages=M3_5, train=3000, val=500, test=500, shard_size=500, seed=1)
@@ -54,10 +58,6 @@ def _samples(folder: Path, split: str) -> list[dict]:
                 key, _, field = member.name.partition(".")
                 samples.setdefault(key, {})[field] = tar.extractfile(member).read()
     return [samples[k] for k in sorted(samples)]
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_babel_table_gives_the_class_counts_of_the_spec():
@@ -143,7 +143,7 @@ def test_builds_are_byte_identical_across_runs_and_worker_counts(built, tmp_path
     out, manifest = built
     again = build(SymileM3Builder(M3Config(**SMALL)), tmp_path / "again", workers=2, progress=False)
     assert again == manifest
-    assert _files(tmp_path / "again") == _files(out)
+    assert folder_bytes(tmp_path / "again") == folder_bytes(out)
     other = build(SymileM3Builder(M3Config(**{**SMALL, "seed": 2, "train": 500, "val": 0, "test": 0})),
                   tmp_path / "other", progress=False)
     assert other["dataset_id"] != manifest["dataset_id"]
@@ -208,18 +208,11 @@ def test_sigkill_mid_build_then_resume_equals_uninterrupted(tmp_path, run_cli, t
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "builders", "build", "symile-m3", "--out", str(killed), *args]
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], env=env)
-    deadline = time.monotonic() + 120
-    while len(list(killed.glob("train/*.stats.json"))) < 2:
-        assert proc.poll() is None, "the build finished before it could be killed; make it larger"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_when(cmd, lambda: len(list(killed.glob("train/*.stats.json"))) >= 2, env=env)
     done = len(list(killed.glob("train/*.stats.json")))
     assert 2 <= done < 30 and not (killed / "manifest.json").exists()
 
     run_cli("builders", "build", "symile-m3", "--out", killed, *args, env=env)
-    assert _files(killed) == _files(tmp_path / "whole")
+    assert folder_bytes(killed) == folder_bytes(tmp_path / "whole")
     assert verify(killed) == []
     assert load_manifest(killed)["splits"]["train"]["samples"] == 6000

@@ -1,14 +1,6 @@
 """The XOR builder: the generating process, and the shard contract run through it."""
 
-import io
-import json
-import os
-import signal
-import subprocess
 import sys
-import tarfile
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +10,7 @@ from builders.base import ShardSpec, shard_rng
 from builders.manifest import load_manifest, verify
 from builders.runner import build
 from builders.xor import XorBuilder, XorConfig, bayes_accuracy, float_list, generate
+from tests.helpers import folder_bytes, sigkill_when
 
 SMALL = dict(train=600, val=200, test=300, test_draws=2, shard_size=250)
 
@@ -77,16 +70,12 @@ def test_bayes_accuracy_matches_the_spec():
     assert bayes_accuracy(5, 1.0) == 1.0
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_builds_are_byte_identical_across_runs_and_worker_counts(tmp_path):
     cfg = XorConfig(p_hat=0.5, seed=3, **SMALL)
     one = build(XorBuilder(cfg), tmp_path / "one", progress=False)
     two = build(XorBuilder(cfg), tmp_path / "two", workers=2, progress=False)
     assert one == two
-    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "two")
     other = build(XorBuilder(XorConfig(p_hat=0.5, seed=4, **SMALL)), tmp_path / "three", progress=False)
     assert other["dataset_id"] != one["dataset_id"]
     assert other["shards"][0]["sha256"] != one["shards"][0]["sha256"]
@@ -166,24 +155,17 @@ def test_a_folder_holding_another_dataset_is_refused(tmp_path):
 
 
 def test_sigkill_mid_build_then_resume_equals_uninterrupted(tmp_path, run_cli):
-    args = ["--p-hat", "0.5", "--train", "60000", "--val", "0", "--test", "0", "--test-draws", "1",
-            "--shard-size", "2500", "--seed", "7", "--no-progress"]
+    args = ["--p-hat", "0.5", "--train", "30000", "--val", "0", "--test", "0", "--test-draws", "1",
+            "--shard-size", "1250", "--seed", "7", "--no-progress"]
     run_cli("builders", "build", "xor", "--out", tmp_path / "whole", *args)
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "builders", "build", "xor", "--out", str(killed), *args]
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])
-    deadline = time.monotonic() + 120
-    while len(list(killed.glob("train/*.stats.json"))) < 3:
-        assert proc.poll() is None, "the build finished before it could be killed; make it larger"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_when(cmd, lambda: len(list(killed.glob("train/*.stats.json"))) >= 3)
     done = len(list(killed.glob("train/*.stats.json")))
     assert 3 <= done < 24 and not (killed / "manifest.json").exists()
 
     run_cli("builders", "build", "xor", "--out", killed, *args)
-    assert _files(killed) == _files(tmp_path / "whole")
+    assert folder_bytes(killed) == folder_bytes(tmp_path / "whole")
     assert verify(killed) == []
-    assert load_manifest(killed)["splits"]["train"]["samples"] == 60000
+    assert load_manifest(killed)["splits"]["train"]["samples"] == 30000

@@ -1,0 +1,29 @@
+"""Helpers shared by the tests that kill a job and check that it resumes."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder`, by relative path: equal dicts mean byte-identical folders."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def sigkill_when(cmd: list[str], ready: Callable[[], bool], env: dict | None = None, timeout: float = 120) -> None:
+    """Start `cmd` (no shell) and SIGKILL it as soon as `ready()` holds; fail if it ends first."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, "the job finished before it could be killed; make it larger"
+            assert time.monotonic() < deadline, "the job never reached the point to kill it at"
+            time.sleep(0.01)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
