@@ -8,10 +8,9 @@ in every language), which is what an ImageNet build pays before its shards.
 Throughput, once the pool exists: the builder's whole shard path - drawing,
 fetching image and audio bytes, text and metadata, the deterministic
 TarWriter, hashing, fsync, rename and the stats file - against a bare
-`tarfile` loop writing the very same members with the same metadata (the
-script checks that both tars are byte-identical). Both run in this process,
-interleaved, best of --repeats; the first builder run, with cold per-process
-caches, is reported too.
+`tarfile` loop writing the very same members with the same metadata (see
+shard_floor.py); the first builder run, with cold per-process caches, is
+reported too.
 
     python benchmarks/perf/build_m3.py [--samples 5000] [--languages M3-5] [--pool-languages M3-10]
 
@@ -21,19 +20,16 @@ Goal: ratio <= 2.
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import tarfile
 import tempfile
 import time
-from pathlib import Path
+
+from shard_floor import time_against_floor
 
 from builders.base import ShardSpec
 from builders.m3_names import load_table
 from builders.m3_sources import EspeakAudio
-from builders.runner import run_shard
 from builders.symile_m3 import LANGUAGE_SETS, M3Config, SymileM3Builder, language_list, language_set_name
-from builders.tarshards import MTIME, OWNER
 from builders.tts import CACHE_ENV
 
 
@@ -63,45 +59,14 @@ def main() -> None:
         babel = EspeakAudio("", args.pool_languages, load_table("babel", args.pool_languages))
         babel_pool, babel_s = time_pool(babel)
 
-        spec = ShardSpec("train", 0, 0, args.samples)
+        best = time_against_floor(builder, ShardSpec("train", 0, 0, args.samples), args.repeats)
 
-        def builder_path(folder: Path) -> None:
-            run_shard(builder.name, builder.config_dict(), spec, str(folder))
-
-        with tempfile.TemporaryDirectory() as tmp:
-            began = time.perf_counter()
-            builder_path(Path(tmp))  # first: image and audio bytes not yet in the per-process caches
-            cold = time.perf_counter() - began
-            rows = list(builder.make_shard(spec))
-
-            def floor(folder: Path) -> None:
-                with tarfile.open(folder / "floor.tar", "w|") as tar:
-                    for row in rows:
-                        for field in sorted(row.sample):
-                            info = tarfile.TarInfo(f"{row.key}.{field}")
-                            info.size, info.mtime, info.mode = len(row.sample[field]), MTIME, 0o444
-                            info.uname = info.gname = OWNER
-                            tar.addfile(info, io.BytesIO(row.sample[field]))
-
-            floor(Path(tmp))
-            if (Path(tmp) / "floor.tar").read_bytes() != (Path(tmp) / f"{spec.stem(builder.prefix)}.tar").read_bytes():
-                raise SystemExit("the floor does not write the same bytes as the builder; the comparison would be unfair")
-
-        best = {"builder": float("inf"), "floor": float("inf")}
-        for _ in range(args.repeats):
-            for name, fn in (("builder", builder_path), ("floor", floor)):
-                with tempfile.TemporaryDirectory() as tmp:
-                    began = time.perf_counter()
-                    fn(Path(tmp))
-                    best[name] = min(best[name], time.perf_counter() - began)
-
-    megabytes = sum(len(v) for row in rows for v in row.sample.values()) / 1e6
     print(f"build                  {language_set_name(args.languages)} ({','.join(args.languages)}), digits, espeak")
     print(f"pool of this build     {pool} utterances in {pool_s:.2f} s ({pool / pool_s:,.1f}/s)")
     print(f"Babel pool, {language_set_name(args.pool_languages):<10} {babel_pool} utterances in {babel_s:.1f} s "
           f"({babel_pool / babel_s:,.1f}/s on {os.cpu_count()} cores)")
-    print(f"samples per shard      {args.samples} ({megabytes / args.samples * 1e3:.1f} kB each)")
-    print(f"builder, cold caches   {args.samples / cold:,.0f} samples/s")
+    print(f"samples per shard      {args.samples} ({best['megabytes'] / args.samples * 1e3:.1f} kB each)")
+    print(f"builder, cold caches   {args.samples / best['cold']:,.0f} samples/s")
     print(f"builder                {args.samples / best['builder']:,.0f} samples/s")
     print(f"bare tarfile (floor)   {args.samples / best['floor']:,.0f} samples/s")
     print(f"ratio builder/floor    {best['builder'] / best['floor']:.2f}  (goal <= 2)")
