@@ -8,7 +8,6 @@ report their mean and standard error (the paper's "bootstrap").
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
