@@ -14,9 +14,13 @@ import hashlib
 import json
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
+
+# Metadata of a config field that steers how a build runs (a proxy, a batch size), not what it holds:
+# it is left out of the dataset id and the manifest, so it may change between a build and its resume.
+RUNTIME = {"runtime": True}
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,13 @@ class Builder:
     def make_shard(self, spec: ShardSpec) -> Iterator[Row]:
         raise NotImplementedError
 
+    def rebuild_shard(self, spec: ShardSpec, previous: Mapping[str, dict[str, bytes]]) -> Iterator[Row]:
+        """Make a shard again (a resume, `--retry-failed`), given the samples its last tar holds, by key.
+
+        Builders whose rows are costly to make reuse those; by default the shard is made from scratch.
+        """
+        return self.make_shard(spec)
+
     def tool_versions(self) -> dict[str, str]:
         return {}
 
@@ -114,6 +125,12 @@ class Builder:
 
     # -- derived ------------------------------------------------------------
     def config_dict(self) -> dict:
+        """The config fields that decide the content: hashed into the dataset id, recorded in the manifest."""
+        runtime = {f.name for f in dataclasses.fields(self.config) if f.metadata.get("runtime")}
+        return {k: v for k, v in dataclasses.asdict(self.config).items() if k not in runtime}
+
+    def run_config(self) -> dict:
+        """Every config field, runtime ones included: what a shard worker rebuilds the builder from."""
         return dataclasses.asdict(self.config)
 
     def dataset_id(self) -> str:

@@ -27,6 +27,10 @@ def add_commands(subparsers) -> None:
         p.add_argument("--workers", type=int, default=1, help="parallel shard workers (default %(default)s)")
         p.add_argument("--engine", choices=sorted(ENGINES), default="local", help="what runs the shards (default %(default)s)")
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        p.add_argument(
+            "--retry-failed", action="store_true",
+            help="also rebuild finished shards that have failed rows; rows that succeeded are kept, not made again",
+        )
         cls.add_arguments(p)
         p.set_defaults(func=_build, builder_cls=cls)
 
@@ -46,7 +50,8 @@ def _build(args: argparse.Namespace) -> int:
     configs = args.builder_cls.configs_from_args(args)
     for sub, config in configs.items():
         out = args.out / sub if len(configs) > 1 else args.out  # a sweep gets one folder per value
-        manifest = build(args.builder_cls(config), out, workers=args.workers, engine=args.engine, progress=not args.no_progress)
+        manifest = build(args.builder_cls(config), out, workers=args.workers, engine=args.engine,
+                         progress=not args.no_progress, retry_failed=args.retry_failed)
         counts = ", ".join(f"{k} {v['samples']}" for k, v in sorted(manifest["splits"].items()))
         print(f"{out}: dataset {manifest['dataset_id']} ({counts})")
     return 0

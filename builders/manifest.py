@@ -22,7 +22,10 @@ def make_manifest(builder: Builder, stats: list[dict]) -> dict:
     from polymodal import __version__
 
     splits: dict[str, dict] = {}
+    errors: dict[str, int] = {}
     for s in stats:
+        for kind, count in s["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
         split = splits.setdefault(s["split"], {"samples": 0, "shards": 0, "rows": 0, "failed": 0})
         split["samples"] += s["samples"]
         split["shards"] += 1
@@ -38,6 +41,7 @@ def make_manifest(builder: Builder, stats: list[dict]) -> dict:
         "tools": {"python": platform.python_version(), **builder.tool_versions()},
         "fields": list(builder.fields),
         "splits": splits,
+        "errors": dict(sorted(errors.items())),  # failed rows by kind, over all shards
         "shards": [
             {k: s[k] for k in ("path", "split", "samples", "sha256", "bytes")} for s in stats
         ],

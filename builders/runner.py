@@ -17,7 +17,7 @@ from tqdm import tqdm
 from builders.base import Builder, ShardSpec
 from builders.cards import render_card
 from builders.manifest import make_manifest, read_stats, write_manifest
-from builders.tarshards import write_atomic, write_tar
+from builders.tarshards import TarSamples, write_atomic, write_tar
 
 BUILD_LOCK = ".polymodal-build.json"  # which dataset a folder is being built into
 
@@ -30,15 +30,20 @@ def _make_builder(name: str, config: dict) -> Builder:
 
 
 def run_shard(builder_name: str, config: dict, spec: ShardSpec, out_dir: str) -> dict:
-    """Build one shard: the tar of good rows, the row table if any, then the stats file."""
+    """Build one shard: the tar of good rows, the row table if any, then the stats file.
+
+    A shard whose tar exists already (a retry, or a run killed before its
+    stats file) is rebuilt from that tar's samples; the folder's lock says
+    they come from the same dataset.
+    """
     builder = _make_builder(builder_name, config)
     out = Path(out_dir)
     stem = spec.stem(builder.prefix)
     rows = []
     expected = set(builder.fields)
 
-    def good_samples():
-        for row in builder.make_shard(spec):
+    def good_samples(made):
+        for row in made:
             rows.append(row)
             if not row.ok:
                 continue
@@ -46,7 +51,9 @@ def run_shard(builder_name: str, config: dict, spec: ShardSpec, out_dir: str) ->
                 raise ValueError(f"{builder.name}: sample {row.key} has fields {sorted(row.sample)}, expected {sorted(expected)}")
             yield {"__key__": row.key, **row.sample}
 
-    tar = write_tar(out / f"{stem}.tar", good_samples())
+    with TarSamples(out / f"{stem}.tar") as previous:
+        made = builder.rebuild_shard(spec, previous) if previous else builder.make_shard(spec)
+        tar = write_tar(out / f"{stem}.tar", good_samples(made))
     errors: dict[str, int] = {}
     for row in rows:
         if not row.ok:
@@ -89,6 +96,10 @@ def is_done(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:
     return (out_dir / f"{stem}.stats.json").is_file() and (out_dir / f"{stem}.tar").is_file()
 
 
+def has_failures(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:
+    return json.loads((out_dir / f"{spec.stem(builder.prefix)}.stats.json").read_text())["failed"] > 0
+
+
 def _claim(out_dir: Path, builder: Builder) -> None:
     """Refuse to mix two datasets in one folder; record which one this folder holds."""
     lock = out_dir / BUILD_LOCK
@@ -121,11 +132,21 @@ def local_engine(name: str, config: dict, specs: list[ShardSpec], out_dir: str, 
             yield future.result()
 
 
-ENGINES: dict[str, Engine] = {"local": local_engine}
+def dask_engine(name: str, config: dict, specs: list[ShardSpec], out_dir: str, workers: int) -> Iterable[dict]:
+    from builders.engines import dask_engine as run  # imported on use: a plain install has no dask
+
+    return run(name, config, specs, out_dir, workers)
 
 
-def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str = "local", progress: bool = True) -> dict:
-    """Build (or finish building) `builder`'s dataset into `out_dir`; return the manifest."""
+ENGINES: dict[str, Engine] = {"local": local_engine, "dask": dask_engine}
+
+
+def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str = "local", progress: bool = True,
+          retry_failed: bool = False) -> dict:
+    """Build (or finish building) `builder`'s dataset into `out_dir`; return the manifest.
+
+    `retry_failed` also rebuilds finished shards that have failed rows.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     builder.check_environment()
@@ -133,12 +154,12 @@ def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str =
     for stale in out.rglob("*.tmp"):  # left by a killed run; never trusted
         stale.unlink()
     specs = builder.plan()
-    pending = [s for s in specs if not is_done(out, builder, s)]
+    pending = [s for s in specs if not is_done(out, builder, s) or (retry_failed and has_failures(out, builder, s))]
     if pending:
         builder.prepare()
     total = sum(s.count for s in pending)
     with tqdm(total=total, unit="row", desc=f"{builder.name} -> {out}", disable=not progress or total == 0) as bar:
-        for stats in ENGINES[engine](builder.name, builder.config_dict(), pending, str(out), workers):
+        for stats in ENGINES[engine](builder.name, builder.run_config(), pending, str(out), workers):
             bar.update(stats["rows"])
     manifest = make_manifest(builder, read_stats(out, builder))
     info = builder.manifest_info()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterable
 
@@ -61,6 +63,48 @@ def write_tar(path: Path, samples: Iterable[dict[str, bytes]]) -> dict:
     finally:
         tmp.unlink(missing_ok=True)
     return {"samples": count, "sha256": sink.sha256.hexdigest(), "bytes": sink.size}
+
+
+class TarSamples(Mapping):
+    """The samples of a finished shard, {key: {field: bytes}}, read on demand; empty when there is no tar.
+
+    Not thread-safe: members are read through the one open file.
+    """
+
+    def __init__(self, path: Path):
+        self._tar = None
+        self._members: dict[str, dict[str, tarfile.TarInfo]] = {}
+        if not path.is_file():
+            return
+        try:
+            self._tar = tarfile.open(path, "r")
+            for member in self._tar:
+                key, _, field = member.name.partition(".")
+                self._members.setdefault(key, {})[field] = member
+        except tarfile.TarError as err:
+            self.close()
+            raise SystemExit(
+                f"cannot read {path} to reuse its samples ({err}); delete it to build the shard anew"
+            ) from None
+
+    def __getitem__(self, key: str) -> dict[str, bytes]:
+        return {field: self._tar.extractfile(member).read() for field, member in self._members[key].items()}
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+
+    def __enter__(self) -> "TarSamples":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
