@@ -27,3 +27,16 @@ def sigkill_when(cmd: list[str], ready: Callable[[], bool], env: dict | None = N
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def split_samples(folder: Path, split: str) -> dict[str, dict[str, bytes]]:
+    """Every sample of a built split, read with plain tarfile: {key: {field: bytes}}, keys sorted."""
+    import tarfile
+
+    samples: dict[str, dict[str, bytes]] = {}
+    for shard in sorted((folder / split).glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                key, _, field = member.name.partition(".")
+                samples.setdefault(key, {})[field] = tar.extractfile(member).read()
+    return dict(sorted(samples.items()))

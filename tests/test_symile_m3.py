@@ -6,7 +6,6 @@ import io
 import json
 import os
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from builders.symile_m3 import (
     hf_features,
 )
 from builders.tts import CACHE_ENV
-from tests.helpers import folder_bytes, sigkill_when
+from tests.helpers import folder_bytes, sigkill_when, split_samples
 
 M3_5 = LANGUAGE_SETS["M3-5"]
 SMALL = dict(languages=M3_5, train=3000, val=500, test=500, shard_size=500, seed=1)
@@ -51,13 +50,7 @@ def built(tmp_path_factory):
 
 def _samples(folder: Path, split: str) -> list[dict]:
     """Every sample of a split, members as bytes, in key order."""
-    samples: dict[str, dict] = {}
-    for shard in sorted((folder / split).glob("*.tar")):
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                key, _, field = member.name.partition(".")
-                samples.setdefault(key, {})[field] = tar.extractfile(member).read()
-    return [samples[k] for k in sorted(samples)]
+    return list(split_samples(folder, split).values())
 
 
 def test_babel_table_gives_the_class_counts_of_the_spec():

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from builders.m3_names import load_table
 from builders.media import SourceError
 from builders.runner import build
 from builders.symile_m3 import LANGUAGE_SETS, M3Config, SymileM3Builder
+from tests.helpers import split_samples
 
 M3_2 = LANGUAGE_SETS["M3-2"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,13 +33,7 @@ def tts_cache(tmp_path_factory):
 
 
 def _samples(folder: Path, split: str = "train") -> list[dict]:
-    samples: dict[str, dict] = {}
-    for shard in sorted((folder / split).glob("*.tar")):
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                key, _, field = member.name.partition(".")
-                samples.setdefault(key, {})[field] = tar.extractfile(member).read()
-    return [samples[k] for k in sorted(samples)]
+    return list(split_samples(folder, split).values())
 
 
 def _jpeg(path: Path, color, mode="RGB", fmt="JPEG") -> None:

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from builders.vgg_fetch import FetchOptions, open_source
 from builders.vgg_index import class_index, parse_row
 from builders.vgg_media import extract
 from builders.vggsound_plus import VggConfig, VggSoundPlusBuilder, hf_features
+from tests.helpers import split_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 TONES = (330, 440, 550, 660, 770, 880)  # one per good clip, to tell them apart in the shards
@@ -195,13 +195,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _samples(folder: Path, split: str) -> dict[str, dict[str, bytes]]:
-    samples: dict[str, dict] = {}
-    for shard in sorted((folder / split).glob("*.tar")):
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                key, _, field = member.name.partition(".")
-                samples.setdefault(key, {})[field] = tar.extractfile(member).read()
-    return samples
+    return split_samples(folder, split)
 
 
 def _row_table(folder: Path, split: str) -> list[dict]:
@@ -376,7 +370,13 @@ def test_dask_engine_gives_the_local_bytes(tmp_path, clip_folder):
 def _tiny_captioning_model(path: Path, word: str) -> None:
     """A randomly initialised BLIP small enough to build in a second, biased to say `word` at every step."""
     import torch
-    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     path.mkdir()
     (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", word, "of"]) + "\n")
