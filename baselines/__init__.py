@@ -6,14 +6,16 @@ reference models built on it.
 """
 
 from .distributed import gather_with_grad
-from .encoders import LinearL2
+from .encoders import ENCODERS, LinearL2
 from .logit_scale import LogitScale
 from .losses import SYMILE_NEGATIVES, clip_loss, infonce, mip, symile_loss
-from .models import MODELS, ContrastiveModel, ReferenceModel, resolve_model
+from .interface import ContrastiveModel
+from .models import MODELS, ReferenceModel, resolve_model
 from .objectives import OBJECTIVES, ClipObjective, SymileObjective
 from .scoring import clip_scores, mip_scores
 
 __all__ = [
+    "ENCODERS",
     "MODELS",
     "OBJECTIVES",
     "SYMILE_NEGATIVES",

@@ -1,7 +1,11 @@
-"""Encoders of the reference models."""
+"""Encoders of the reference models, and the registry of encoder families."""
+
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .m3_encoders import M3_ENCODERS
 
 
 class LinearL2(nn.Linear):
@@ -10,3 +14,11 @@ class LinearL2(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(super().forward(x), dim=-1)
+
+
+def linear_l2_encoders(inputs: dict[str, int], d_model: int) -> nn.ModuleDict:
+    return nn.ModuleDict({m: LinearL2(d_in, d_model) for m, d_in in inputs.items()})
+
+
+#: Encoder families by name; each builds as ``family(inputs, d_model, **encoder_options)``.
+ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"linear_l2": linear_l2_encoders, **M3_ENCODERS}

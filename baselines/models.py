@@ -1,79 +1,9 @@
-"""The model interface of polymodal, and the reference CLIP and Symile models.
+"""The reference CLIP and Symile models, the registry of every reference model,
+and :func:`resolve_model`, which also accepts a user's ``module:Class``.
 
-Submitting a model
-==================
-A model is an ``nn.Module`` that implements :class:`ContrastiveModel`. Subclassing
-it is easiest, but any class with the same methods is accepted. Name it by import
-path, ``"package.module:ClassName"``, wherever a model name is expected (see
-:func:`resolve_model`); the reference models are simply ``"clip"`` and ``"symile"``.
-
-Construction
-    ``Model(inputs, **config)``. ``inputs`` maps each modality name to its input
-    feature dimension, e.g. ``{"a": 5, "b": 5, "c": 5}``, in the dataset's
-    modality order; ``config`` holds your hyperparameters as keyword arguments.
-
-``modalities: tuple[str, ...]``
-    The modalities the model embeds, normally ``tuple(inputs)``.
-
-``encode(modality, x) -> (N, d)``
-    Embeds a batch of one modality's inputs, ``x`` of shape ``(N, ...)``. Every
-    modality must map to the same ``d`` so that embeddings can be compared.
-
-``loss(embeddings, rows=None, generator=None) -> scalar``
-    The training loss of one batch, given ``{modality: (N, d)}`` embeddings whose
-    rows are aligned (row i of each is the same sample). Under DDP the embeddings
-    hold every rank's rows, gathered with gradient
-    (:func:`baselines.distributed.gather_with_grad`), and ``rows`` is the slice this
-    rank owns: return the mean over those rows only, labelling local row r by its
-    global index ``rows.start + r``, so that the mean of the per-rank losses is the
-    loss of the global batch. Draw any randomness from ``generator`` (seeded alike
-    on every rank) so that the ranks agree; ``None`` means torch's global RNG.
-
-``score(queries, target, candidates) -> (n_q, n_c)``
-    Zero-shot prediction of modality ``target`` from the others. ``queries`` maps
-    each query modality to ``(n_q, d)`` row-aligned embeddings, ``candidates`` are
-    ``(n_c, d)`` embeddings of ``target``; higher scores mean more likely. Only
-    the ranking of each row is evaluated.
-
-``card() -> dict``
-    ``{"name": str, "parameters": int, "config": dict}``: a display name, the
-    number of parameters, and the JSON-able keyword arguments that rebuild the
-    model with ``Model(inputs, **config)``.
-
-``forward`` (provided by :class:`ContrastiveModel`) embeds a dict of batches, so
-that a DDP-wrapped model can be called as usual.
-
-Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymile``::
-
-    import torch.nn.functional as F
-    from torch import nn
-    from baselines import ContrastiveModel, LogitScale, mip_scores, symile_loss
-
-    class MlpSymile(ContrastiveModel):
-        def __init__(self, inputs, width=64):
-            super().__init__()
-            self.modalities, self.width = tuple(inputs), width
-            self.encoders = nn.ModuleDict(
-                {m: nn.Sequential(nn.Linear(d, width), nn.GELU(), nn.Linear(width, width)) for m, d in inputs.items()}
-            )
-            self.scale = LogitScale()
-
-        def encode(self, modality, x):
-            return F.normalize(self.encoders[modality](x), dim=-1)
-
-        def loss(self, embeddings, rows=None, generator=None):
-            ordered = [embeddings[m] for m in self.modalities]
-            return symile_loss(ordered, self.scale(), rows=rows, generator=generator)
-
-        def score(self, queries, target, candidates):
-            return mip_scores([queries[m] for m in self.modalities if m in queries], candidates)
-
-        def card(self):
-            size = sum(p.numel() for p in self.parameters())
-            return {"name": "mlp-symile", "parameters": size, "config": {"width": self.width}}
+The contract every model meets is in :mod:`baselines.interface`.
 """
 
-import abc
 import dataclasses
 import functools
 import importlib
@@ -83,46 +13,19 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .encoders import LinearL2
+from .encoders import ENCODERS
+from .interface import INTERFACE, ContrastiveModel
 from .logit_scale import LogitScale
 from .objectives import OBJECTIVES
 
-#: What :func:`resolve_model` checks a user class for.
-INTERFACE = ("encode", "loss", "score", "card")
-
-
-class ContrastiveModel(nn.Module, abc.ABC):
-    """Base class of polymodal models; see the module docstring for the contract."""
-
-    modalities: tuple[str, ...]
-
-    @abc.abstractmethod
-    def encode(self, modality: str, x: Tensor) -> Tensor:
-        """(N, ...) inputs of ``modality`` -> (N, d) embeddings."""
-
-    @abc.abstractmethod
-    def loss(
-        self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """Mean loss over ``rows`` (default: all) of row-aligned (N, d) embeddings."""
-
-    @abc.abstractmethod
-    def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
-        """(n_q, n_c) scores of ``target`` candidates given query embeddings; higher is better."""
-
-    @abc.abstractmethod
-    def card(self) -> dict:
-        """{"name": str, "parameters": int, "config": JSON-able constructor kwargs}."""
-
-    def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {m: self.encode(m, x) for m, x in inputs.items()}
-
 
 class ReferenceModel(ContrastiveModel):
-    """One affine encoder onto the unit sphere per modality, a learned logit scale,
-    and an objective from :data:`baselines.objectives.OBJECTIVES`.
+    """One encoder per modality from the family ``encoders`` of :data:`ENCODERS` (by default an
+    affine map onto the unit sphere), a learned logit scale, and an objective from
+    :data:`baselines.objectives.OBJECTIVES`.
 
-    objective_options go to the objective, e.g. ``negatives="n_squared"`` for Symile.
+    objective_options go to the objective, e.g. ``negatives="n_squared"`` for Symile;
+    encoder_options to the encoder family, e.g. ``{"width": 32}``.
     """
 
     def __init__(
@@ -132,13 +35,17 @@ class ReferenceModel(ContrastiveModel):
         d_model: int = 16,
         logit_scale_init: float = math.log(1 / 0.07),
         learn_logit_scale: bool = True,
+        encoders: str = "linear_l2",
+        encoder_options: dict | None = None,
         **objective_options,
     ):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVES)}")
+        if encoders not in ENCODERS:
+            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
         self.modalities = tuple(inputs)
-        self.encoders = nn.ModuleDict({m: LinearL2(d_in, d_model) for m, d_in in inputs.items()})
+        self.encoders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
         self.logit_scale = LogitScale(logit_scale_init, learnable=learn_logit_scale)
         self.objective = OBJECTIVES[objective](**objective_options)
         self._config = {
@@ -146,6 +53,8 @@ class ReferenceModel(ContrastiveModel):
             "d_model": d_model,
             "logit_scale_init": logit_scale_init,
             "learn_logit_scale": learn_logit_scale,
+            "encoders": encoders,
+            "encoder_options": dict(encoder_options or {}),
             **dataclasses.asdict(self.objective),
         }
 

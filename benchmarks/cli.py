@@ -41,7 +41,7 @@ def add_commands(subparsers) -> None:
 
     submit = subparsers.add_parser(
         "submit", help="train and score your own model",
-        description="Train and score your own model, given as `package.module:Class` (see baselines/models.py for "
+        description="Train and score your own model, given as `package.module:Class` (see baselines/interface.py for "
         "the interface), and write a result file for the leaderboard. --card names a JSON file with your model's "
         f"card: any of {', '.join(sorted(CARD_FIELDS))}.",
     )
@@ -55,13 +55,24 @@ def add_commands(subparsers) -> None:
         description="Build the task's datasets into OUT/data (resuming what exists), train and score every model "
         "on each (skipping finished runs), then write OUT/results, OUT/leaderboard.json and OUT/report. "
         "Options after the known ones are the task's dataset options, as for `polymodal build TASK` "
-        "(e.g. --p-hat 0,0.5,1 for xor).",
+        "(e.g. --p-hat 0,0.5,1 for xor; --languages 2,5 for symile-m3).",
     )
     bench.add_argument("--task", choices=tasks, required=True, help="task to run")
     bench.add_argument("--models", default="clip,symile", help="comma-separated model names or module:Class specs (default %(default)s)")
     bench.add_argument("--out", type=Path, required=True, help="benchmark folder")
     _add_common(bench)
     bench.set_defaults(func=_bench, accepts_extra=True)
+
+    featurize = subparsers.add_parser(
+        "featurize", help="run frozen encoders over a dataset once and cache the features",
+        description="Compute every split's features of DATA with ENCODER and cache them as "
+        "CACHE/<dataset_id>/<encoder>/<split>.safetensors (CACHE: --out, else $POLYMODAL_FEATURES, else "
+        "~/.cache/polymodal/features). Splits already cached are reused. Tasks read the same cache.",
+    )
+    featurize.add_argument("--data", type=Path, required=True, help="dataset folder built by `polymodal build`")
+    featurize.add_argument("--encoder", required=True, help="embedded (digits variant, CPU) or paper (CLIP, Whisper, XLM-R)")
+    featurize.add_argument("--out", type=Path, help="feature cache folder")
+    featurize.set_defaults(func=_featurize)
 
     quick = subparsers.add_parser(
         "quickstart", help="the whole pipeline on the embedded default, in minutes",
@@ -209,6 +220,14 @@ def bench(task_name: str, models: list[str], out: Path, dataset_args: list[str],
 def _bench(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bench(args.task, models, args.out, args.extra, seed=args.seed, workers=args.workers, progress=not args.no_progress)
+    return 0
+
+
+def _featurize(args) -> int:
+    from benchmarks.features import featurize_all
+
+    for path in featurize_all(args.data, args.encoder, args.out):
+        print(path)
     return 0
 
 

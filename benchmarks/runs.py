@@ -30,7 +30,7 @@ RUN_FILE, RESULT = "run.json", "result.json"
 
 def _model(task, spec: str, manifest: dict, config: dict):
     # Task defaults (e.g. d_model) configure the reference models only; user models take their own config.
-    config = {**task.model_defaults, **config} if spec in MODELS else dict(config)
+    config = {**task.model_config(spec), **config} if spec in MODELS else dict(config)
     return resolve_model(spec)(task.inputs(manifest), **config), config
 
 

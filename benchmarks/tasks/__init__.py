@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 TASKS: dict[str, str] = {
+    "symile-m3": "benchmarks.tasks.symile_m3:SymileM3Task",
     "xor": "benchmarks.tasks.xor:XorTask",
 }
 

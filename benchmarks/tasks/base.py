@@ -41,6 +41,11 @@ class Task:
     primary_metric: ClassVar[str]
     train_defaults: ClassVar[TrainConfig] = TrainConfig()
     model_defaults: ClassVar[dict] = {}  # reference-model settings this task's protocol fixes (e.g. d_model)
+    model_overrides: ClassVar[dict[str, dict]] = {}  # per reference model, over model_defaults
+
+    def model_config(self, name: str) -> dict:
+        """The settings reference model ``name`` is built with on this task."""
+        return {**self.model_defaults, **self.model_overrides.get(name, {})}
 
     def inputs(self, manifest: dict) -> dict[str, int]:
         """Modality name -> input feature dimension, the `inputs` every model is built with."""

@@ -1,0 +1,119 @@
+"""The model interface of polymodal: what a submitted model implements.
+
+Submitting a model
+==================
+A model is an ``nn.Module`` that implements :class:`ContrastiveModel`. Subclassing
+it is easiest, but any class with the same methods is accepted. Name it by import
+path, ``"package.module:ClassName"``, wherever a model name is expected (see
+:func:`resolve_model`); the reference models are simply ``"clip"`` and ``"symile"``.
+
+Construction
+    ``Model(inputs, **config)``. ``inputs`` maps each modality name to its input
+    feature dimension, e.g. ``{"a": 5, "b": 5, "c": 5}``, in the dataset's
+    modality order; ``config`` holds your hyperparameters as keyword arguments.
+
+``modalities: tuple[str, ...]``
+    The modalities the model embeds, normally ``tuple(inputs)``.
+
+``encode(modality, x) -> (N, d)``
+    Embeds a batch of one modality's inputs, ``x`` of shape ``(N, ...)``. Every
+    modality must map to the same ``d`` so that embeddings can be compared.
+
+``loss(embeddings, rows=None, generator=None) -> scalar``
+    The training loss of one batch, given ``{modality: (N, d)}`` embeddings whose
+    rows are aligned (row i of each is the same sample). Under DDP the embeddings
+    hold every rank's rows, gathered with gradient
+    (:func:`baselines.distributed.gather_with_grad`), and ``rows`` is the slice this
+    rank owns: return the mean over those rows only, labelling local row r by its
+    global index ``rows.start + r``, so that the mean of the per-rank losses is the
+    loss of the global batch. Draw any randomness from ``generator`` (seeded alike
+    on every rank) so that the ranks agree; ``None`` means torch's global RNG.
+
+``score(queries, target, candidates) -> (n_q, n_c)``
+    Zero-shot prediction of modality ``target`` from the others. ``queries`` maps
+    each query modality to ``(n_q, d)`` row-aligned embeddings, ``candidates`` are
+    ``(n_c, d)`` embeddings of ``target``; higher scores mean more likely. Only
+    the ranking of each row is evaluated.
+
+``card() -> dict``
+    ``{"name": str, "parameters": int, "config": dict}``: a display name, the
+    number of parameters, and the JSON-able keyword arguments that rebuild the
+    model with ``Model(inputs, **config)``.
+
+``fill_missing(present, target) -> (N, d) | None`` (optional)
+    The model's own estimate of the embedding of a missing modality ``target``
+    from the row-aligned embeddings ``present`` of the others. Tasks that score
+    robustness to a missing modality use it; ``None``, the default, makes them
+    fall back to mean imputation.
+
+``forward`` (provided by :class:`ContrastiveModel`) embeds a dict of batches, so
+that a DDP-wrapped model can be called as usual.
+
+Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymile``::
+
+    import torch.nn.functional as F
+    from torch import nn
+    from baselines import ContrastiveModel, LogitScale, mip_scores, symile_loss
+
+    class MlpSymile(ContrastiveModel):
+        def __init__(self, inputs, width=64):
+            super().__init__()
+            self.modalities, self.width = tuple(inputs), width
+            self.encoders = nn.ModuleDict(
+                {m: nn.Sequential(nn.Linear(d, width), nn.GELU(), nn.Linear(width, width)) for m, d in inputs.items()}
+            )
+            self.scale = LogitScale()
+
+        def encode(self, modality, x):
+            return F.normalize(self.encoders[modality](x), dim=-1)
+
+        def loss(self, embeddings, rows=None, generator=None):
+            ordered = [embeddings[m] for m in self.modalities]
+            return symile_loss(ordered, self.scale(), rows=rows, generator=generator)
+
+        def score(self, queries, target, candidates):
+            return mip_scores([queries[m] for m in self.modalities if m in queries], candidates)
+
+        def card(self):
+            size = sum(p.numel() for p in self.parameters())
+            return {"name": "mlp-symile", "parameters": size, "config": {"width": self.width}}
+"""
+
+import abc
+
+import torch
+from torch import Tensor, nn
+
+#: What :func:`resolve_model` checks a user class for.
+INTERFACE = ("encode", "loss", "score", "card")
+
+
+class ContrastiveModel(nn.Module, abc.ABC):
+    """Base class of polymodal models; see the module docstring for the contract."""
+
+    modalities: tuple[str, ...]
+
+    @abc.abstractmethod
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        """(N, ...) inputs of ``modality`` -> (N, d) embeddings."""
+
+    @abc.abstractmethod
+    def loss(
+        self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Mean loss over ``rows`` (default: all) of row-aligned (N, d) embeddings."""
+
+    @abc.abstractmethod
+    def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
+        """(n_q, n_c) scores of ``target`` candidates given query embeddings; higher is better."""
+
+    @abc.abstractmethod
+    def card(self) -> dict:
+        """{"name": str, "parameters": int, "config": JSON-able constructor kwargs}."""
+
+    def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor | None:
+        """(N, d) estimate of ``target``'s embeddings from the present ones; None: no estimate of its own."""
+        return None
+
+    def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {m: self.encode(m, x) for m, x in inputs.items()}

@@ -1,0 +1,82 @@
+"""Symile-M3 training throughput on cached features, against the loader alone.
+
+The floor is the same batches drawn from the same in-memory tensors without the
+model; the ratio (train samples/s over loader samples/s) says how much of the
+loop the model leaves to data handling. Features are cached first if needed.
+
+    python benchmarks/perf/train_m3.py --data DATA [--model symile] [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from baselines.models import resolve_model
+from benchmarks.data import load_manifest
+from benchmarks.tasks import load_task
+from benchmarks.training import Placement, _autocast, batch_loss
+
+
+def batches(data: dict[str, torch.Tensor], batch_size: int, steps: int, device: torch.device):
+    n = len(next(iter(data.values())))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        index = torch.randint(n, (batch_size,), generator=generator)
+        yield {m: x[index].to(device, non_blocking=True) for m, x in data.items()}
+
+
+def loader_rate(data, batch_size: int, steps: int, device) -> float:
+    began = time.perf_counter()
+    for batch in batches(data, batch_size, steps, device):
+        pass
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch_size * steps / (time.perf_counter() - began)
+
+
+def train_rate(model, data, batch_size: int, steps: int, device, amp: bool) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator, autocast = torch.Generator().manual_seed(0), _autocast(Placement(device), amp)
+    began = time.perf_counter()
+    for batch in batches(data, batch_size, steps, device):
+        loss = batch_loss(model, batch, generator, autocast)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch_size * steps / (time.perf_counter() - began)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a symile-m3 dataset folder")
+    parser.add_argument("--model", default="symile", help="model name (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps of each loop (default %(default)s)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    task = load_task("symile-m3")
+    manifest = load_manifest(args.data)
+    device = Placement.detect().device
+    data = task.load_split(args.data, "train")
+    model = resolve_model(args.model)(task.inputs(manifest), **task.model_defaults).to(device)
+    train_rate(model, data, args.batch_size, 3, device, args.amp)  # warm-up: allocator, kernels
+    trained = train_rate(model, data, args.batch_size, args.steps, device, args.amp)
+    floor = loader_rate(data, args.batch_size, args.steps, device)
+    print(f"device {device.type}, batch {args.batch_size}, {args.steps} steps")
+    print(f"loader alone: {floor:,.0f} samples/s")
+    print(f"training:     {trained:,.0f} samples/s")
+    print(f"ratio train/loader: {trained / floor:.3f}")
+    # Equal to the loader's share of a training step: what the model leaves of the loop is 1 - ratio.
+    print(f"time outside the loader: {1 - trained / floor:.1%} of a training step")
+
+
+if __name__ == "__main__":
+    main()
