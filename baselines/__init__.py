@@ -1,10 +1,12 @@
-"""Reference contrastive baselines for three or more modalities: CLIP and Symile.
+"""Reference contrastive baselines for three or more modalities: CLIP, Symile,
+Synergy-CLIP, AlignCLIP and TRML.
 
 Pure torch: losses that also work sharded across DDP ranks, zero-shot scorers,
 the :class:`ContrastiveModel` interface that submitted models implement, and the
 reference models built on it.
 """
 
+from .alignclip import AlignClip
 from .distributed import gather_with_grad
 from .encoders import ENCODERS, LinearL2
 from .logit_scale import LogitScale
@@ -13,8 +15,13 @@ from .interface import ContrastiveModel
 from .models import MODELS, ReferenceModel, resolve_model
 from .objectives import OBJECTIVES, ClipObjective, SymileObjective
 from .scoring import clip_scores, mip_scores
+from .synergy_clip import SynergyClip
+from .trml import Trml
 
 __all__ = [
+    "AlignClip",
+    "SynergyClip",
+    "Trml",
     "ENCODERS",
     "MODELS",
     "OBJECTIVES",

@@ -5,6 +5,8 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .av_encoders import AV_ENCODERS
+from .hf_encoders import hf_synergy_encoders
 from .m3_encoders import M3_ENCODERS
 
 
@@ -21,4 +23,5 @@ def linear_l2_encoders(inputs: dict[str, int], d_model: int) -> nn.ModuleDict:
 
 
 #: Encoder families by name; each builds as ``family(inputs, d_model, **encoder_options)``.
-ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"linear_l2": linear_l2_encoders, **M3_ENCODERS}
+ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"linear_l2": linear_l2_encoders, **M3_ENCODERS, **AV_ENCODERS,
+                                                 "hf-synergy": hf_synergy_encoders}

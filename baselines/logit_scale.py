@@ -1,6 +1,12 @@
-"""The learned temperature of contrastive logits, as in CLIP and Symile."""
+"""The temperature of contrastive logits: learned as in CLIP and Symile, fixed, or scheduled.
+
+The modality-gap mitigations of CPAL 2025 (arXiv 2412.07909) replace the learned
+temperature with a fixed or an increasing inverse temperature; :data:`TEMPERATURES`
+names the three, each built as ``TEMPERATURES[name](init, **options)``.
+"""
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -9,20 +15,69 @@ from torch import Tensor, nn
 class LogitScale(nn.Module):
     """Holds log(s) and returns s = exp(log s), the factor applied to every similarity.
 
-    Learning the log keeps s positive. ``max_value`` caps the returned s (CLIP and
-    AlignCLIP cap it at 100); past the cap the gradient to the parameter is zero.
-    A fixed scale is still a parameter, so checkpoints look the same either way.
+    Learning the log keeps s positive. ``min_value``/``max_value`` bound the returned s
+    (CLIP caps it at 100, AlignCLIP keeps it in [1, 100]); past a bound the gradient to
+    the parameter is zero. A fixed scale is still a parameter, so checkpoints look the
+    same either way.
     """
 
-    def __init__(self, init: float = math.log(1 / 0.07), learnable: bool = True, max_value: float | None = None):
+    def __init__(
+        self,
+        init: float = math.log(1 / 0.07),
+        learnable: bool = True,
+        max_value: float | None = None,
+        min_value: float | None = None,
+    ):
         super().__init__()
         self.log_scale = nn.Parameter(torch.tensor(float(init)), requires_grad=learnable)
-        self.max_value = max_value
+        self.min_value, self.max_value = min_value, max_value
 
     def forward(self) -> Tensor:
         scale = self.log_scale.exp()
-        return scale if self.max_value is None else scale.clamp(max=self.max_value)
+        if self.min_value is None and self.max_value is None:
+            return scale
+        return scale.clamp(min=self.min_value, max=self.max_value)
+
+    def advance(self) -> None:
+        """One training step has passed; a learned or fixed scale does not care."""
 
     def extra_repr(self) -> str:
         learnable = self.log_scale.requires_grad
-        return f"log_scale={self.log_scale.item():.4f}, learnable={learnable}, max_value={self.max_value}"
+        return (
+            f"log_scale={self.log_scale.item():.4f}, learnable={learnable}, "
+            f"min_value={self.min_value}, max_value={self.max_value}"
+        )
+
+
+class ScheduledLogitScale(nn.Module):
+    """s rises linearly from exp(init) to exp(end) over ``steps`` calls of :meth:`advance`, then stays.
+
+    ``init`` and ``end`` are logs, like every ``logit_scale_init``; the interpolation is
+    linear in s itself, the inverse temperature. The step count is a buffer, so it is
+    saved with the weights and a resumed run continues the schedule where it stopped.
+    """
+
+    def __init__(self, init: float = math.log(1 / 0.07), end: float = math.log(100), steps: int = 1000):
+        super().__init__()
+        if steps < 1:
+            raise ValueError(f"a temperature schedule needs steps >= 1, got {steps}")
+        self.start, self.end, self.steps = math.exp(init), math.exp(end), int(steps)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def forward(self) -> Tensor:
+        progress = self.step.clamp(max=self.steps).double() / self.steps
+        return (self.start + (self.end - self.start) * progress).float()
+
+    def advance(self) -> None:
+        self.step += 1
+
+    def extra_repr(self) -> str:
+        return f"start={self.start:.4f}, end={self.end:.4f}, steps={self.steps}, step={int(self.step)}"
+
+
+#: Temperatures by name; each builds as ``TEMPERATURES[name](logit_scale_init, **temperature_options)``.
+TEMPERATURES: dict[str, Callable[..., nn.Module]] = {
+    "learned": LogitScale,
+    "fixed": lambda init, **options: LogitScale(init, learnable=False, **options),
+    "schedule": ScheduledLogitScale,
+}

@@ -4,6 +4,7 @@ An objective holds no parameters; a model owns the encoders and the logit scale
 and hands the objective embeddings, in a fixed modality order, and the scale.
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,27 @@ class SymileObjective:
 
     def score(self, queries: Sequence[Tensor], candidates: Tensor, scale: Tensor | float | None = None) -> Tensor:
         return mip_scores(queries, candidates, scale)
+
+
+def swap_modalities(embeddings: Sequence[Tensor], p: float, generator: torch.Generator | None = None) -> list[Tensor]:
+    """Modality swapping (CPAL 2025): each row, with probability ``p``, exchanges the
+    embeddings of one pair of its modalities, drawn uniformly from the M(M-1)/2 pairs
+    (with two modalities, always that pair). Row i of modality a then holds b's
+    embedding of sample i and vice versa; the other modalities of the row stay.
+
+    Draws N uniforms, then N pair indices, from ``generator`` (on its device), so
+    ranks that share a seed swap the same gathered rows.
+    """
+    n = len(embeddings[0])
+    device = torch.device("cpu") if generator is None else generator.device
+    swapped = torch.rand(n, generator=generator, device=device) < p
+    pairs = list(itertools.combinations(range(len(embeddings)), 2))
+    which = torch.randint(len(pairs), (n,), generator=generator, device=device)
+    out = list(embeddings)
+    for k, (a, b) in enumerate(pairs):
+        mask = (swapped & (which == k)).to(embeddings[0].device)[:, None]
+        out[a], out[b] = torch.where(mask, out[b], out[a]), torch.where(mask, out[a], out[b])
+    return out
 
 
 #: Objectives by name; the name is also the reference model's name.

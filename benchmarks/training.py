@@ -62,8 +62,9 @@ WRAPPERS = (torch.nn.parallel.DistributedDataParallel, torch._dynamo.eval_frame.
 
 
 def _embed(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # DDP and torch.compile act through forward, which must be called; a bare model need not define it.
-    if isinstance(model, WRAPPERS):
+    # Through forward where there is one: DDP and torch.compile act there, and a model may add
+    # loss inputs of its own (AlignCLIP's frozen text semantics). A bare user model need not define it.
+    if isinstance(model, WRAPPERS) or type(model).forward is not torch.nn.Module.forward:
         return model(batch)
     return {m: model.encode(m, x) for m, x in batch.items()}
 

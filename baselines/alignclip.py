@@ -1,0 +1,297 @@
+"""AlignCLIP (the ``sarahESL/AlignCLIP`` repository): a shared transformer for every
+modality, and IMSep, a loss that separates a modality's own samples by how far apart
+their texts mean. See ``specs/methods.md``, section "AlignCLIP".
+
+Pure torch; the optional ``hf:`` semantic encoder imports ``transformers`` lazily.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .encoders import ENCODERS
+from .interface import ContrastiveModel
+from .logit_scale import LogitScale
+from .losses import _local, clip_loss
+from .scoring import clip_scores
+
+#: imsep_sides -> (separate each non-text modality, separate the text). The authors'
+#: training script separates both; their loss class defaults to the text side only, and
+#: an open issue says the paper separates the image side only.
+IMSEP_SIDES = {"both": (True, True), "image": (True, False), "text": (False, True)}
+
+
+# ---------------------------------------------------------------------------------------
+# Frozen semantic encoders of the texts: (N, L) byte ids -> (N, k) unit rows, no gradient.
+
+
+def decode_bytes(ids: Tensor) -> list[str]:
+    """Texts from byte ids (byte b is token b + 1); pads and any other token are dropped."""
+    ids = ids.long().cpu()
+    return [bytes((row[(row >= 1) & (row <= 256)] - 1).tolist()).decode("utf-8", errors="replace") for row in ids]
+
+
+class BytesNgram:
+    """A fixed hashed bag of byte 1- to 3-grams, L2-normalised: no weights, no downloads, deterministic.
+
+    Texts that share words share n-grams, so 1 − cosine is a crude offline semantic
+    distance. A text with no bytes gets the zero vector: distance 1 from every text.
+    """
+
+    def __init__(self, buckets: int = 1024, orders: tuple[int, ...] = (1, 2, 3)):
+        self.buckets, self.orders = buckets, orders
+
+    @torch.no_grad()
+    def __call__(self, ids: Tensor) -> Tensor:
+        ids = ids.round().long() if ids.is_floating_point() else ids.long()
+        codes = torch.where((ids >= 1) & (ids <= 256), ids, 0)  # 0: no byte here
+        bag = torch.zeros(len(ids), self.buckets, device=ids.device)
+        for n in self.orders:
+            if codes.shape[1] < n:
+                continue
+            windows = codes.unfold(1, n, 1)  # (N, L - n + 1, n)
+            # A unique code per n-gram (base 257, offset by n), then Knuth's multiplicative hash:
+            # its top bits, scaled to the buckets, spread neighbouring codes apart.
+            code = (windows * 257 ** torch.arange(n, device=ids.device)).sum(-1) + n * 257**3
+            bucket = ((code * 2654435761) % 2**32) * self.buckets // 2**32
+            bag.scatter_add_(1, bucket, (windows > 0).all(-1).float())
+        return F.normalize(bag, dim=-1)
+
+
+class HfSentenceEncoder:
+    """A frozen Hugging Face model: decode the bytes to strings, tokenise, mean-pool the last
+    hidden state over the attention mask, L2-normalise.
+
+    It is deliberately not an ``nn.Module`` attribute of the model: its weights stay out of
+    checkpoints, parameter counts and the optimizer, and are reloaded from ``name``. It
+    follows the ids to their device on first use.
+    """
+
+    def __init__(self, name: str, max_length: int = 128):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(name)
+        self.model = AutoModel.from_pretrained(name).eval().requires_grad_(False)
+        self.max_length = max_length
+
+    @torch.no_grad()
+    def __call__(self, ids: Tensor) -> Tensor:
+        self.model.to(ids.device)
+        batch = self.tokenizer(
+            decode_bytes(ids), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(ids.device)
+        hidden = self.model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
+
+
+#: Semantic encoders by kind; ``semantic="kind"`` or ``"kind:argument"``, e.g. ``"hf:BAAI/bge-small-en"``.
+SEMANTIC = {"bytes-ngram": BytesNgram, "hf": HfSentenceEncoder}
+
+
+def semantic_encoder(spec: str):
+    kind, _, argument = spec.partition(":")
+    if kind not in SEMANTIC or (kind == "hf") != bool(argument):
+        raise ValueError(f"unknown semantic encoder {spec!r}: expected 'bytes-ngram' or 'hf:MODEL_NAME'")
+    return SEMANTIC[kind](argument) if argument else SEMANTIC[kind]()
+
+
+# ---------------------------------------------------------------------------------------
+# Losses.
+
+
+def imsep_loss(x: Tensor, t: Tensor, semantic: Tensor, scale: Tensor | float, rows: slice | None = None) -> Tensor:
+    """IMSep of modality ``x`` against its paired texts ``t``: CE(s·M, arange) over ``rows``, where
+
+        M = (x·xᵀ) ⊙ D + diag(x·tᵀ),   D = 1 − Ŝ·Ŝᵀ with a zero diagonal,   Ŝ = the unit ``semantic`` rows.
+
+    Samples of x repel each other in proportion to their texts' semantic distance, and
+    each competes with its own paired cross-modal similarity. The diagonal of M is set to
+    x·t outright, so D's diagonal is exactly zero (not 1 − ‖Ŝ_i‖² up to rounding, nor 1
+    for an empty text). Local row r sits at global row ``rows.start + r``: its diagonal
+    entry and its label are both that column.
+    """
+    rows = _local(rows, len(x))
+    labels = torch.arange(rows.start, rows.stop, device=x.device)
+    unit = F.normalize(semantic.to(x.dtype), dim=-1)
+    logits = (x[rows] @ x.T) * (1 - unit[rows] @ unit.T)
+    paired = (x[rows] * t[rows]).sum(-1)
+    logits = logits.index_put((labels - rows.start, labels), paired)
+    return F.cross_entropy(scale * logits, labels)
+
+
+def alignclip_loss(
+    embeddings: list[Tensor],
+    scale: Tensor | float,
+    rows: slice | None = None,
+    text: int | None = None,
+    semantic: Tensor | None = None,
+    sides: str = "both",
+    alpha: float = 1.0,
+    beta: float = 0.5,
+) -> Tensor:
+    """α·Σ_pairs [CE(s·A·Bᵀ) + CE(s·B·Aᵀ)] + β·Σ_{X ≠ text} [L_X + L_T^X].
+
+    The CLIP term is summed over every pair of modalities and not halved. IMSep pairs the
+    text (index ``text``) with each other modality X: L_X separates X (positive x·t),
+    L_T^X separates the text (positive t·x); ``sides`` keeps one or both. With two
+    modalities this is the authors' loss. ``text=None`` leaves the CLIP term only.
+    """
+    total = alpha * 2 * clip_loss(embeddings, scale, rows)
+    if text is None:
+        return total
+    separate_others, separate_text = IMSEP_SIDES[sides]
+    t = embeddings[text]
+    for k, x in enumerate(embeddings):
+        if k == text:
+            continue
+        if separate_others:
+            total = total + beta * imsep_loss(x, t, semantic, scale, rows)
+        if separate_text:
+            total = total + beta * imsep_loss(t, x, semantic, scale, rows)
+    return total
+
+
+# ---------------------------------------------------------------------------------------
+# The model.
+
+
+class SharedTower(nn.Module):
+    """Per-modality input embedders -> a few tokens each (+ a learned modality embedding)
+    -> ONE transformer -> ONE final LayerNorm -> mean over the tokens -> ONE bias-free
+    projection -> L2 norm: SharedCLIP's parameter sharing, at small scale."""
+
+    def __init__(self, embedders: nn.ModuleDict, d_model: int, tokens: int, layers: int, heads: int):
+        super().__init__()
+        self.embedders, self.tokens = embedders, tokens
+        self.to_tokens = nn.ModuleDict({m: nn.Linear(d_model, tokens * d_model) for m in embedders})
+        self.modality_embedding = nn.ParameterDict(
+            {m: nn.Parameter(0.02 * torch.randn(tokens, d_model)) for m in embedders}
+        )
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, 4 * d_model, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.projection = nn.Linear(d_model, d_model, bias=False)
+
+    def forward(self, modality: str, x: Tensor) -> Tensor:
+        v = self.embedders[modality](x)
+        tokens = self.to_tokens[modality](v).unflatten(-1, (self.tokens, -1)) + self.modality_embedding[modality]
+        pooled = self.norm(self.transformer(tokens)).mean(1)
+        return F.normalize(self.projection(pooled), dim=-1)
+
+
+class AlignClip(ContrastiveModel):
+    """AlignCLIP for any set of modalities: :class:`SharedTower` embeddings and :func:`alignclip_loss`.
+
+    encoders, encoder_options: the per-modality input embedder family of :data:`ENCODERS`
+        (each maps its modality to d_model-wide vectors), feeding the shared tower.
+    tokens, layers, heads: the shared tower's tokens per input, depth and attention heads.
+    text: the modality whose texts give the semantic distances. If no modality has this
+        name (``text=None``, or tasks like XOR with modalities a, b, c), IMSep is off and
+        the model is SharedCLIP: the shared tower trained on the unhalved pairwise CLIP
+        loss α·Σ_pairs [CE + CE].
+    imsep_sides: a key of :data:`IMSEP_SIDES`.
+    alpha, beta: the weights of the CLIP and IMSep terms (1 and 0.5 in the paper).
+    semantic: the frozen semantic encoder of the texts, "bytes-ngram" or "hf:MODEL_NAME"
+        (see :data:`SEMANTIC`). It reads the text input as byte ids (byte b is token b + 1,
+        others ignored), as :class:`baselines.layouts.AudioVisualLayout` lays it out; texts
+        given as other token ids (m3-paper's XLM-R ids) would give meaningless distances.
+
+    The logit scale is learned and kept in [1, 100] (log in [0, ln 100]), as in the authors' code.
+
+    Training must call ``model(batch)`` (:meth:`forward`), not :meth:`encode` per modality:
+    forward also returns ``"<text>:semantic"``, the semantic embeddings of the same rows,
+    which :meth:`loss` needs. Under DDP that key is gathered like the embeddings.
+    """
+
+    def __init__(
+        self,
+        inputs: dict[str, int],
+        d_model: int = 16,
+        encoders: str = "linear_l2",
+        encoder_options: dict | None = None,
+        logit_scale_init: float = math.log(1 / 0.07),
+        tokens: int = 1,
+        layers: int = 2,
+        heads: int = 4,
+        text: str | None = "text",
+        imsep_sides: str = "both",
+        alpha: float = 1.0,
+        beta: float = 0.5,
+        semantic: str = "bytes-ngram",
+    ):
+        super().__init__()
+        if encoders not in ENCODERS:
+            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
+        if d_model % heads:
+            raise ValueError(f"d_model={d_model} must be divisible by heads={heads}")
+        if imsep_sides not in IMSEP_SIDES:
+            raise ValueError(f"imsep_sides must be one of {sorted(IMSEP_SIDES)}, got {imsep_sides!r}")
+        self.modalities = tuple(inputs)
+        embedders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
+        self.tower = SharedTower(embedders, d_model, tokens, layers, heads)
+        self.logit_scale = LogitScale(logit_scale_init, min_value=1.0, max_value=100.0)
+        self.text = text if text in self.modalities else None
+        self.semantic_key = f"{text}:semantic"
+        # Built only when used, so that an hf model is never loaded for a task without texts.
+        self.semantic = semantic_encoder(semantic) if self.text is not None else None
+        self.imsep_sides, self.alpha, self.beta = imsep_sides, alpha, beta
+        self._config = {
+            "d_model": d_model,
+            "encoders": encoders,
+            "encoder_options": dict(encoder_options or {}),
+            "logit_scale_init": logit_scale_init,
+            "tokens": tokens,
+            "layers": layers,
+            "heads": heads,
+            "text": text,
+            "imsep_sides": imsep_sides,
+            "alpha": alpha,
+            "beta": beta,
+            "semantic": semantic,
+        }
+
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        return self.tower(modality, x)
+
+    def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        out = super().forward(inputs)
+        if self.text is not None and self.text in inputs:
+            out[self.semantic_key] = self.semantic(inputs[self.text])
+        return out
+
+    def loss(
+        self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        ordered = [embeddings[m] for m in self.modalities]
+        semantic = None
+        if self.text is not None:
+            if self.semantic_key not in embeddings:
+                raise KeyError(
+                    f"AlignCLIP's loss needs {self.semantic_key!r}, the semantic embeddings of the texts: "
+                    "embed the batch with model(batch), which adds it, not with encode()"
+                )
+            semantic = embeddings[self.semantic_key]
+        text = None if self.text is None else self.modalities.index(self.text)
+        return alignclip_loss(
+            ordered, self.logit_scale(), rows, text, semantic, self.imsep_sides, self.alpha, self.beta
+        )
+
+    def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
+        if target not in self.modalities or target in queries:
+            raise ValueError(f"target {target!r} must be one of {self.modalities} and not a query")
+        ordered = [queries[m] for m in self.modalities if m in queries]
+        return clip_scores(ordered, candidates, self.logit_scale())
+
+    def card(self) -> dict:
+        return {
+            "name": "alignclip",
+            "parameters": sum(p.numel() for p in self.parameters()),
+            "config": dict(self._config),
+        }

@@ -1,0 +1,156 @@
+"""Synergy-CLIP (the ``JoSangYeon/Synergy-CLIP`` repository): pairwise CLIP over three
+modalities with one learnable temperature per pair, and a module that reconstructs a
+missing modality's embedding from the two others."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .encoders import ENCODERS
+from .interface import ContrastiveModel
+from .logit_scale import LogitScale
+from .losses import infonce
+
+
+class Reconstructor(nn.Module):
+    """The reference's missing-modality encoder, predicting one modality's embedding.
+
+    Each source modality's embedding goes through its own bias-free Linear; the results
+    are summed and refined by a residual bottleneck, h + W₂·GELU(W₁·LayerNorm(h)).
+    Sources absent from the input are left out of the sum.
+    """
+
+    def __init__(self, sources: tuple[str, ...], d_model: int, bottleneck: int):
+        super().__init__()
+        self.mappers = nn.ModuleDict({m: nn.Linear(d_model, d_model, bias=False) for m in sources})
+        self.bottleneck = nn.Sequential(
+            nn.LayerNorm(d_model), nn.Linear(d_model, bottleneck), nn.GELU(), nn.Linear(bottleneck, d_model)
+        )
+
+    def forward(self, present: dict[str, Tensor]) -> Tensor:
+        sources = [m for m in self.mappers if m in present]
+        if not sources:
+            raise ValueError(f"need at least one of {tuple(self.mappers)}, got {sorted(present)}")
+        h = sum(self.mappers[m](present[m]) for m in sources)
+        return h + self.bottleneck(h)
+
+
+class SynergyClip(ContrastiveModel):
+    """Synergy-CLIP for exactly three modalities m0, m1, m2 (in the order of ``inputs``).
+
+    Encoders: one per modality from the family ``encoders`` of :data:`ENCODERS`, then a
+    bias-free Linear projection to ``d_model`` and an L2 norm. A family whose outputs are not
+    ``d_model`` wide says so in each encoder's ``out_features`` (``hf-synergy``: the pooler
+    outputs of CLIP ViT, RoBERTa and AST, the paper's encoders).
+
+    Loss: α·L(m0, m1) + β·L(m1, m2) + γ·L(m2, m0), each L the symmetric InfoNCE at that
+    pair's own learned logit scale; with image, text, audio this is the paper's
+    L(img, txt) + L(txt, aud) + L(aud, img).
+
+    Score: the sum over query modalities q of s_{q,target} · q·cᵀ, each pair at its scale.
+
+    Missing modality (:meth:`fill_missing`): one :class:`Reconstructor` per target modality
+    predicts its embedding from the others', in embedding space (the paper decodes raw
+    images, spectrograms and tokens; see the spec). Our choices:
+      - The paper trains the reconstructors after the contrastive phase with the encoders
+        frozen; we train them jointly, in the same loss, on DETACHED embeddings, so no
+        gradient of theirs reaches the encoders (frozen with respect to them) and one
+        training run yields both. Their term is ``recon_weight`` times the sum over targets
+        of the mean cosine distance 1 − cos(ŷ, y), so it is part of the validation loss too.
+      - They read and predict the final L2-normalised embeddings (the paper's read the
+        backbones' pooler outputs), and their bottleneck has no dropout.
+    """
+
+    def __init__(
+        self,
+        inputs: dict[str, int],
+        d_model: int = 16,
+        encoders: str = "linear_l2",
+        encoder_options: dict | None = None,
+        logit_scale_init: float = math.log(1 / 0.07),
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        bottleneck: int = 128,
+        recon_weight: float = 1.0,
+    ):
+        super().__init__()
+        if len(inputs) != 3:
+            raise ValueError(f"Synergy-CLIP pairs exactly three modalities, got {list(inputs)}")
+        if encoders not in ENCODERS:
+            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
+        self.modalities = tuple(inputs)
+        self.encoders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
+        self.projections = nn.ModuleDict({
+            m: nn.Linear(getattr(self.encoders[m], "out_features", d_model), d_model, bias=False) for m in inputs
+        })
+        m0, m1, m2 = self.modalities
+        self.pairs = ((m0, m1), (m1, m2), (m2, m0))
+        self.weights = (alpha, beta, gamma)
+        self.logit_scales = nn.ModuleList(LogitScale(logit_scale_init) for _ in self.pairs)
+        self.reconstructors = nn.ModuleDict({
+            t: Reconstructor(tuple(m for m in self.modalities if m != t), d_model, bottleneck) for t in self.modalities
+        })
+        self.recon_weight = recon_weight
+        self._config = {
+            "d_model": d_model,
+            "encoders": encoders,
+            "encoder_options": dict(encoder_options or {}),
+            "logit_scale_init": logit_scale_init,
+            "alpha": alpha,
+            "beta": beta,
+            "gamma": gamma,
+            "bottleneck": bottleneck,
+            "recon_weight": recon_weight,
+        }
+
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        return F.normalize(self.projections[modality](self.encoders[modality](x)), dim=-1)
+
+    def pair_scale(self, a: str, b: str) -> Tensor:
+        """The learned scale of the unordered pair {a, b}."""
+        for (m, n), scale in zip(self.pairs, self.logit_scales):
+            if {m, n} == {a, b}:
+                return scale()
+        raise ValueError(f"no pair {{{a}, {b}}} among {self.pairs}")
+
+    def contrastive_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
+        return sum(
+            weight * infonce(embeddings[a], embeddings[b], scale(), rows)
+            for (a, b), weight, scale in zip(self.pairs, self.weights, self.logit_scales)
+        )
+
+    def reconstruction_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
+        """Σ_targets mean over ``rows`` of 1 − cos(reconstructed, real), on detached embeddings."""
+        local = {m: e[slice(None) if rows is None else rows].detach() for m, e in embeddings.items()}
+        return sum(
+            (1 - F.cosine_similarity(self.reconstructors[t](local), local[t], dim=-1)).mean() for t in self.modalities
+        )
+
+    def loss(
+        self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        # Nothing here is random, so ``generator`` is unused.
+        return self.contrastive_loss(embeddings, rows) + self.recon_weight * self.reconstruction_loss(embeddings, rows)
+
+    def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
+        if target not in self.modalities or target in queries or not queries:
+            raise ValueError(f"target {target!r} must be one of {self.modalities} and not a query, with queries")
+        return sum(self.pair_scale(q, target) * (e @ candidates.T) for q, e in queries.items())
+
+    def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor:
+        """The reconstructed, L2-normalised embedding of ``target`` from the present ones."""
+        if target in present:
+            raise ValueError(f"target {target!r} is present")
+        return F.normalize(self.reconstructors[target](present), dim=-1)
+
+    def card(self) -> dict:
+        return {
+            "name": "synergy-clip",
+            "parameters": sum(p.numel() for p in self.parameters()),
+            "config": dict(self._config),
+        }

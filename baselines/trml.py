@@ -1,0 +1,168 @@
+"""TRML (arXiv 2401.13697; no public code): a contrastive model plus per-modality generators
+of "virtual" embeddings that stand in for a missing modality."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .encoders import ENCODERS
+from .interface import ContrastiveModel
+from .logit_scale import LogitScale
+from .losses import infonce
+from .objectives import OBJECTIVES
+
+
+@dataclasses.dataclass(frozen=True)
+class Fusion:
+    """How a generator combines its source embeddings: ``combine`` them, ``width`` of the result."""
+
+    combine: Callable[[list[Tensor]], Tensor]
+    width: Callable[[int, int], int]  # (number of sources, d) -> input width
+    partial: bool  # whether a subset of the sources still makes a valid input
+
+
+#: Generator inputs by name. The mean is defined for any subset of the sources; the
+#: concatenation needs every one, in modality order.
+FUSIONS: dict[str, Fusion] = {
+    "mean": Fusion(lambda parts: torch.stack(parts).mean(0), lambda n, d: d, partial=True),
+    "concat": Fusion(lambda parts: torch.cat(parts, dim=-1), lambda n, d: n * d, partial=False),
+}
+
+
+class Generator(nn.Module):
+    """Fused source embeddings -> Linear(4d) -> GELU -> Linear(d) -> L2 norm: a virtual embedding."""
+
+    def __init__(self, sources: tuple[str, ...], d_model: int, fusion: Fusion):
+        super().__init__()
+        self.sources, self.fusion = sources, fusion
+        self.mlp = nn.Sequential(
+            nn.Linear(fusion.width(len(sources), d_model), 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+        )
+
+    def forward(self, present: dict[str, Tensor]) -> Tensor:
+        parts = [present[m] for m in self.sources if m in present]
+        if not parts or (len(parts) < len(self.sources) and not self.fusion.partial):
+            raise ValueError(f"this generator needs {'some' if self.fusion.partial else 'all'} of {self.sources}, "
+                             f"got {sorted(present)}")
+        return F.normalize(self.mlp(self.fusion.combine(parts)), dim=-1)
+
+
+class Trml(ContrastiveModel):
+    """TRML: a base contrastive objective plus a semantic matching loss on generated embeddings.
+
+    Encoders: one per modality from the family ``encoders`` of :data:`ENCODERS`, with one
+    learned logit scale, as in the reference CLIP and Symile models.
+
+    Loss: L = L_task + α·L_sml, where
+        L_task  the base objective ``objective`` of :data:`OBJECTIVES` (``objective_options``
+                go to it, e.g. ``negatives="n_squared"`` for Symile), on the batch;
+        L_sml   Σ over target modalities t of the symmetric InfoNCE at the fixed temperature
+                τ = ``sml_temperature`` between G_t's generated embeddings and the real embeddings of t.
+
+    Score: the base objective's scorer. :meth:`fill_missing` returns G_t's embedding.
+
+    The paper leaves these open; our choices (see the spec):
+      - One generator G_t per target modality t (the paper has Text-2-Visual and Visual-2-Text
+        MLPs), reading the ``fusion`` ("mean" or "concat") of the other modalities'
+        embeddings; hidden width 4·d, GELU, L2-normalised output.
+      - L_sml is the symmetric InfoNCE between generated and real embeddings in the batch,
+        summed over targets (as CLIP sums pairs); α = 1, τ = 0.07.
+      - L_task runs on the complete samples: every training sample here has all modalities,
+        and the generators learn from all of them (no modality is dropped in training).
+      - No frozen foundation model: the encoders train jointly, and L_sml's gradient reaches
+        them as well as the generators, pulling each modality towards what the others predict.
+      - A missing modality is replaced at test time by its generated embedding. With "mean"
+        fusion a generator also accepts a subset of its sources (an input it never saw in
+        training); with "concat" it needs them all.
+    """
+
+    def __init__(
+        self,
+        inputs: dict[str, int],
+        objective: str = "clip",
+        d_model: int = 16,
+        encoders: str = "linear_l2",
+        encoder_options: dict | None = None,
+        logit_scale_init: float = math.log(1 / 0.07),
+        alpha: float = 1.0,
+        sml_temperature: float = 0.07,
+        fusion: str = "mean",
+        **objective_options,
+    ):
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVES)}")
+        if encoders not in ENCODERS:
+            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; known: {sorted(FUSIONS)}")
+        if len(inputs) < 2:
+            raise ValueError(f"TRML needs at least two modalities, got {list(inputs)}")
+        self.modalities = tuple(inputs)
+        self.encoders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
+        self.logit_scale = LogitScale(logit_scale_init)
+        self.objective = OBJECTIVES[objective](**objective_options)
+        self.generators = nn.ModuleDict({
+            t: Generator(tuple(m for m in self.modalities if m != t), d_model, FUSIONS[fusion]) for t in self.modalities
+        })
+        self.alpha, self.sml_temperature = alpha, sml_temperature
+        self._config = {
+            "objective": objective,
+            "d_model": d_model,
+            "encoders": encoders,
+            "encoder_options": dict(encoder_options or {}),
+            "logit_scale_init": logit_scale_init,
+            "alpha": alpha,
+            "sml_temperature": sml_temperature,
+            "fusion": fusion,
+            **dataclasses.asdict(self.objective),
+        }
+
+    def encode(self, modality: str, x: Tensor) -> Tensor:
+        return self.encoders[modality](x)
+
+    def task_loss(
+        self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        # A fixed modality order keeps Symile's permutations reproducible.
+        ordered = [embeddings[m] for m in self.modalities]
+        return self.objective.loss(ordered, self.logit_scale(), rows, generator)
+
+    def matching_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
+        """L_sml: Σ_t InfoNCE(G_t(others), real t) at scale 1/τ, over ``rows``.
+
+        Every row is generated, not just the local ones, since all of them are negatives.
+        """
+        return sum(
+            infonce(self.generators[t](embeddings), embeddings[t], 1 / self.sml_temperature, rows) for t in self.modalities
+        )
+
+    def loss(
+        self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        return self.task_loss(embeddings, rows, generator) + self.alpha * self.matching_loss(embeddings, rows)
+
+    def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
+        if target not in self.modalities or target in queries:
+            raise ValueError(f"target {target!r} must be one of {self.modalities} and not a query")
+        ordered = [queries[m] for m in self.modalities if m in queries]
+        return self.objective.score(ordered, candidates, self.logit_scale())
+
+    def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor:
+        """G_target's virtual embedding of ``target`` from the present modalities' embeddings."""
+        if target in present:
+            raise ValueError(f"target {target!r} is present")
+        return self.generators[target](present)
+
+    def card(self) -> dict:
+        return {
+            "name": "trml",
+            "parameters": sum(p.numel() for p in self.parameters()),
+            "config": dict(self._config),
+        }
