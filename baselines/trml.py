@@ -154,10 +154,14 @@ class Trml(ContrastiveModel):
         ordered = [queries[m] for m in self.modalities if m in queries]
         return self.objective.score(ordered, candidates, self.logit_scale())
 
-    def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor:
-        """G_target's virtual embedding of ``target`` from the present modalities' embeddings."""
+    def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor | None:
+        """G_target's virtual embedding of ``target`` from the present modalities' embeddings;
+        None (the caller imputes the mean) where "concat" fusion lacks one of its sources."""
         if target in present:
             raise ValueError(f"target {target!r} is present")
+        sources = [m for m in self.modalities if m != target]
+        if not self.generators[target].fusion.partial and any(m not in present for m in sources):
+            return None
         return self.generators[target](present)
 
     def card(self) -> dict:

@@ -142,12 +142,14 @@ def _join_torchrun() -> None:
 
 
 def _print_metrics(result: dict) -> None:
-    metrics = ", ".join(
-        f"{k} {v['value']:.4f}" + (f" ± {v['stderr']:.4f}" if v.get("stderr") is not None else "")
-        for k, v in result["metrics"].items()
-    )
+    # The primary metric only: a task may report a hundred more, all in the result file.
+    name = result["primary_metric"]
+    v = result["metrics"][name]
+    primary = f"{name} {v['value']:.4f}" + (f" ± {v['stderr']:.4f}" if v.get("stderr") is not None else "")
     refs = ", ".join(f"{k} {v:.4f}" for k, v in result.get("references", {}).items())
-    print(f"{result['model']['name']} on {result['task']['name']} [{result['dataset']['label']}]: {metrics}" + (f" ({refs})" if refs else ""))
+    more = len(result["metrics"]) - 1
+    print(f"{result['model']['name']} on {result['task']['name']} [{result['dataset']['label']}]: {primary}"
+          + (f" ({refs})" if refs else "") + (f"; {more} more metrics in the result file" if more else ""))
 
 
 def _eval(args) -> int:

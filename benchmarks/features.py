@@ -141,7 +141,7 @@ class PaperFeaturizer:
 FEATURIZERS: dict[str, Callable[..., object]] = {"embedded": EmbeddedFeaturizer, "paper": PaperFeaturizer}
 
 
-def _samples(data_dir, split: str):
+def samples(data_dir, split: str):
     """(jpeg, flac, text, meta) per sample of a split, in key order."""
     import webdataset as wds
 
@@ -162,7 +162,7 @@ def compute(data_dir, split: str, featurizer) -> dict[str, np.ndarray]:
             columns.setdefault(k, []).append(v)
         batch.clear()
 
-    for sample in _samples(data_dir, split):
+    for sample in samples(data_dir, split):
         batch.append(sample)
         meta = sample[3]
         cls.append(meta["class_id"])
@@ -183,8 +183,6 @@ def compute(data_dir, split: str, featurizer) -> dict[str, np.ndarray]:
 
 def featurize(data_dir, encoder: str, split: str, out=None, featurizer=None) -> Path:
     """The cache file of (data_dir, encoder, split), computing it only if absent."""
-    from safetensors.numpy import save_file
-
     path = cache_path(data_dir, encoder, split, out)
     if path.is_file():
         return path
@@ -192,24 +190,34 @@ def featurize(data_dir, encoder: str, split: str, out=None, featurizer=None) -> 
         if encoder not in FEATURIZERS:
             raise SystemExit(f"unknown encoder {encoder!r}; known: {', '.join(sorted(FEATURIZERS))}")
         featurizer = FEATURIZERS[encoder]()
-    arrays = compute(data_dir, split, featurizer)
+    return write_cache(path, compute(data_dir, split, featurizer), data_dir, encoder, featurizer.info)
+
+
+def write_cache(path: Path, arrays: dict[str, np.ndarray], data_dir, encoder: str, info: dict) -> Path:
+    """Write under a temporary name, then rename: a killed run never leaves a half file that a later one trusts."""
+    from safetensors.numpy import save_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    meta = {"encoder": encoder, "dataset_id": load_manifest(data_dir)["dataset_id"], "info": json.dumps(featurizer.info)}
+    meta = {"encoder": encoder, "dataset_id": load_manifest(data_dir)["dataset_id"], "info": json.dumps(info)}
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=meta)
     tmp.replace(path)
     return path
 
 
-def load_features(data_dir, encoder: str, split: str, out=None) -> tuple[dict[str, np.ndarray], dict]:
-    """The cached arrays of a split (featurizing it first if needed) and the featurizer's info."""
+def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """A cache file's arrays and the info its featurizer recorded."""
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
-    path = featurize(data_dir, encoder, split, out)
     with safe_open(str(path), "np") as f:
         info = json.loads(f.metadata()["info"])
     return load_file(str(path)), info
+
+
+def load_features(data_dir, encoder: str, split: str, out=None) -> tuple[dict[str, np.ndarray], dict]:
+    """The cached arrays of a split (featurizing it first if needed) and the featurizer's info."""
+    return read_cache(featurize(data_dir, encoder, split, out))
 
 
 def featurize_all(data_dir, encoder: str, out=None, featurizer=None) -> list[Path]:

@@ -98,12 +98,14 @@ def test_fill_missing_is_the_generated_embedding():
         with torch.no_grad():
             filled = model.fill_missing({"c": e["c"], "a": e["a"]}, "b")
         torch.testing.assert_close(filled, torch.stack(generated_loop(model, e, "b", fusion)), **TOL)
-    # The mean of one source is that source; the concatenation needs every source.
+    # The mean of one source is that source; the concatenation needs every source, so without
+    # one it gives no estimate of its own (the caller imputes the mean).
     with torch.no_grad():
         single = model64().fill_missing({"a": e["a"]}, "b")
         torch.testing.assert_close(single, model64().fill_missing({"a": e["a"], "c": e["a"]}, "b"), **TOL)
+    assert model64(fusion="concat").fill_missing({"a": e["a"]}, "b") is None
     with pytest.raises(ValueError, match="needs all"):
-        model64(fusion="concat").fill_missing({"a": e["a"]}, "b")
+        model64(fusion="concat").generators["b"]({"a": e["a"]})
     with pytest.raises(ValueError, match="present"):
         model64().fill_missing(e, "b")
 

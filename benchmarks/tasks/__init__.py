@@ -10,6 +10,7 @@ import importlib
 
 TASKS: dict[str, str] = {
     "symile-m3": "benchmarks.tasks.symile_m3:SymileM3Task",
+    "vggsound-plus": "benchmarks.tasks.vggsound_plus:VggSoundPlusTask",
     "xor": "benchmarks.tasks.xor:XorTask",
 }
 

@@ -16,12 +16,14 @@ text is one [MISSING] token (see baselines.m3_encoders).
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
 import torch
 
 from baselines.m3_encoders import EMBEDDED
 from benchmarks.features import MODALITIES, PAPER_TEXT_LEN, load_features
+from benchmarks.gap import embed, gap_evaluation
 from benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from builders.symile_m3 import LANGUAGE_SETS, SymileM3Builder
 
@@ -81,6 +83,8 @@ class SymileM3Task(Task):
     # digits variant; fewer epochs or a smaller lr stop there.
     train_defaults = TrainConfig(epochs=60, batch_size=256, lr=1e-2, weight_decay=0.01)
     model_defaults = {"encoders": "m3-embedded", "d_model": 64, "logit_scale_init": 0.0}
+    # Scale 1 suits the LayerNorm heads; models that L2-normalise start at CLIP's 1/0.07.
+    model_overrides = {name: {"logit_scale_init": math.log(1 / 0.07)} for name in ("synergy-clip", "alignclip")}
 
     def inputs(self, manifest: dict) -> dict[str, int]:
         return dict(INPUTS[feature_encoder(manifest)])
@@ -117,6 +121,7 @@ class SymileM3Task(Task):
             "acc1": {"value": float(hits.mean()), "stderr": stderr, "n": n},
             "acc1_ci95_low": {"value": low, "n": n},
             "acc1_ci95_high": {"value": high, "n": n},
+            **gap_evaluation([embed(model, data)]),
         }
         references = {"chance_w": 1.0 / len(manifest["config"]["languages"]), "chance": 1.0 / manifest["info"]["classes_used"]}
         return Evaluation(metrics, references)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from benchmarks.data import load_split_arrays
+from benchmarks.gap import gap_evaluation
 from benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from builders.xor import XorBuilder, bayes_accuracy
 
@@ -56,15 +57,16 @@ class XorTask(Task):
         dim = manifest["config"]["dim"]
         candidates = model.encode("b", torch.from_numpy(all_bit_vectors(dim)))
         draws = sorted((s for s in manifest["splits"] if s.startswith("test_")), key=lambda s: int(s[5:]))
-        accuracies = []
+        accuracies, embedded = [], []
         for split in draws:
             data = self.load_split(data_dir, split)
             queries = {m: model.encode(m, data[m]) for m in ("a", "c")}
             predicted = model.score(queries, "b", candidates).argmax(dim=1).numpy()
             accuracies.append(float((predicted == bits_to_index(data["b"].numpy())).mean()))
+            embedded.append({"a": queries["a"], "b": model.encode("b", data["b"]), "c": queries["c"]})
         k = len(accuracies)
         stderr = float(np.std(accuracies, ddof=1) / np.sqrt(k)) if k > 1 else None
-        metrics = {"acc1": {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k}}
+        metrics = {"acc1": {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k}, **gap_evaluation(embedded)}
         references = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
         return Evaluation(metrics, references)
 

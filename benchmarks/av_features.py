@@ -1,0 +1,115 @@
+"""Features of a VGG-sound+ dataset in the audio-visual layout, computed once per (dataset, split) and cached.
+
+    CACHE/<dataset_id>/av-embedded/<split>.safetensors   (the cache of benchmarks.features, same atomic writes)
+        image (N, 3*32*32) float32   the frame, centre-cropped square, resized, channel-major, in [-1, 1]
+        audio (N, 64*100) float32    log-mel power of the 10 s window, mel-major, shifted to about [-1, 1]
+        text  (N, 64) int64          the caption's UTF-8 bytes + 1, 0 pads
+        cls   (N,) int64             the VGGSound class index
+        clip_hash (N,) int64         from sha256("<ytid>_<start:06d>"): a split of the clips that does not
+                                     depend on their order (the task draws its validation clips by it)
+        metadata info: the layout, checked on every read
+
+The preprocessing is deterministic and has no weights: models learn their
+encoders from these rows (baselines.av_encoders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+from baselines.layouts import AUDIO_VISUAL, AudioVisualLayout
+from benchmarks.data import load_manifest
+from benchmarks.features import SAMPLE_RATE, cache_path, read_cache, samples, write_cache
+from builders.vgg_media import CLIP_SECONDS
+
+ENCODER = "av-embedded"  # the cache's folder name; a change of layout must change it, or the read check fails
+SILENCE = 1e-6  # floor of the mel power before the log
+
+
+class AudioVisualFeaturizer:
+    def __init__(self, layout: AudioVisualLayout = AUDIO_VISUAL):
+        self.layout = layout
+        self.info = dataclasses.asdict(layout)
+
+    def image(self, jpeg: bytes) -> np.ndarray:
+        from PIL import Image, ImageOps
+
+        side = self.layout.image_side
+        frame = ImageOps.fit(Image.open(io.BytesIO(jpeg)).convert("RGB"), (side, side), Image.BILINEAR)
+        pixels = np.asarray(frame, np.float32).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+        return (pixels.reshape(-1) / 255.0 - 0.5) / 0.5
+
+    def audio(self, flac: bytes) -> np.ndarray:
+        import librosa
+        import soundfile as sf
+
+        layout = self.layout
+        wave, rate = sf.read(io.BytesIO(flac), dtype="float32", always_2d=True)
+        wave = wave.mean(1)
+        if rate != SAMPLE_RATE:
+            wave = librosa.resample(wave, orig_sr=rate, target_sr=SAMPLE_RATE)
+        hop = SAMPLE_RATE * CLIP_SECONDS // layout.frames  # the frames span the whole window
+        mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=2048, hop_length=int(hop), n_mels=layout.n_mels)
+        out = np.full((layout.n_mels, layout.frames), np.log(SILENCE), np.float32)  # a short clip ends in silence
+        frames = np.log(mel + SILENCE)[:, : layout.frames]
+        out[:, : frames.shape[1]] = frames
+        # Real VGGSound clips span log power -14..8, half of it within -6..2; this centres that half.
+        return (out.reshape(-1) + 3.0) / 6.0
+
+    def text(self, text: str) -> np.ndarray:
+        ids = np.frombuffer(text.encode()[: self.layout.text_len], np.uint8).astype(np.int64) + 1
+        return np.pad(ids, (0, self.layout.text_len - len(ids)), constant_values=self.layout.pad)
+
+
+def clip_hash(meta: dict) -> int:
+    name = f"{meta['ytid']}_{meta['start']:06d}"
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:7], "little")  # 56 bits: fits int64
+
+
+def compute(data_dir, split: str, featurizer: AudioVisualFeaturizer) -> dict[str, np.ndarray]:
+    """Every sample of the split, into arrays sized from the manifest: a whole VGGSound train split is
+    ~7.6 GB of features, which a list of rows stacked at the end would hold twice."""
+    n = load_manifest(data_dir)["splits"][split]["samples"]
+    widths = featurizer.layout.inputs()
+    arrays = {
+        "image": np.empty((n, widths["image"]), np.float32),
+        "audio": np.empty((n, widths["audio"]), np.float32),
+        "text": np.empty((n, widths["text"]), np.int64),
+        "cls": np.empty(n, np.int64),
+        "clip_hash": np.empty(n, np.int64),
+    }
+    done = 0
+    for jpeg, flac, text, meta in samples(data_dir, split):
+        if done == n:
+            raise SystemExit(f"{data_dir}: split {split} holds more samples than the manifest's {n}; verify it")
+        arrays["image"][done], arrays["audio"][done] = featurizer.image(jpeg), featurizer.audio(flac)
+        arrays["text"][done], arrays["cls"][done] = featurizer.text(text), meta["class_id"]
+        arrays["clip_hash"][done] = clip_hash(meta)
+        done += 1
+    if done != n:
+        raise SystemExit(f"{data_dir}: split {split} holds {done} samples, the manifest {n}; verify it")
+    return arrays
+
+
+def featurize(data_dir, split: str, out=None, featurizer: AudioVisualFeaturizer | None = None) -> Path:
+    """The cache file of (data_dir, split), computing it only if absent."""
+    path = cache_path(data_dir, ENCODER, split, out)
+    if path.is_file():
+        return path
+    featurizer = featurizer or AudioVisualFeaturizer()
+    return write_cache(path, compute(data_dir, split, featurizer), data_dir, ENCODER, featurizer.info)
+
+
+def load_features(data_dir, split: str, out=None, layout: AudioVisualLayout = AUDIO_VISUAL) -> dict[str, np.ndarray]:
+    """The cached arrays of a split, featurizing it first if needed."""
+    path = featurize(data_dir, split, out, AudioVisualFeaturizer(layout))
+    arrays, info = read_cache(path)
+    if info != dataclasses.asdict(layout):
+        raise SystemExit(f"{path} holds features of layout {info}, not {dataclasses.asdict(layout)}; "
+                         "delete it to recompute")
+    return arrays
