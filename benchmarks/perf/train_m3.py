@@ -4,7 +4,11 @@ The floor is the same batches drawn from the same in-memory tensors without the
 model; the ratio (train samples/s over loader samples/s) says how much of the
 loop the model leaves to data handling. Features are cached first if needed.
 
-    python benchmarks/perf/train_m3.py --data DATA [--model symile] [--steps 30]
+    python benchmarks/perf/train_m3.py [--data DATA] [--model symile] [--steps 30]
+
+Without --data it builds a small digits M3-5 set (2,000 train rows) in a temporary folder.
+On CPU the from-scratch encoders dominate a step, so the ratio is far below the
+0.8 goal, which is a GPU target: quote it with the device it ran on.
 """
 
 from __future__ import annotations
@@ -51,9 +55,20 @@ def train_rate(model, data, batch_size: int, steps: int, device, amp: bool) -> f
     return batch_size * steps / (time.perf_counter() - began)
 
 
+def small_dataset() -> str:
+    import tempfile
+
+    from builders.runner import build
+    from builders.symile_m3 import M3Config, SymileM3Builder
+
+    out = tempfile.mkdtemp(prefix="polymodal-perf-m3-")
+    build(SymileM3Builder(M3Config(train=2000, val=200, test=200)), out, progress=False)
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a symile-m3 dataset folder")
+    parser.add_argument("--data", help="a symile-m3 dataset folder (default: build a small one)")
     parser.add_argument("--model", default="symile", help="model name (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30, help="timed steps of each loop (default %(default)s)")
@@ -62,11 +77,13 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.data is None:
+        args.data = small_dataset()
     task = load_task("symile-m3")
     manifest = load_manifest(args.data)
     device = Placement.detect().device
     data = task.load_split(args.data, "train")
-    model = resolve_model(args.model)(task.inputs(manifest), **task.model_defaults).to(device)
+    model = resolve_model(args.model)(task.inputs(manifest), **task.model_config(args.model)).to(device)
     train_rate(model, data, args.batch_size, 3, device, args.amp)  # warm-up: allocator, kernels
     trained = train_rate(model, data, args.batch_size, args.steps, device, args.amp)
     floor = loader_rate(data, args.batch_size, args.steps, device)
