@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoders import ENCODERS
-from .interface import ContrastiveModel
+from .encoders import build_encoders
+from .interface import ContrastiveModel, card_of
 from .logit_scale import LogitScale
 from .losses import _local, clip_loss
 from .scoring import clip_scores
@@ -227,14 +227,12 @@ class AlignClip(ContrastiveModel):
         semantic: str = "bytes-ngram",
     ):
         super().__init__()
-        if encoders not in ENCODERS:
-            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
         if d_model % heads:
             raise ValueError(f"d_model={d_model} must be divisible by heads={heads}")
         if imsep_sides not in IMSEP_SIDES:
             raise ValueError(f"imsep_sides must be one of {sorted(IMSEP_SIDES)}, got {imsep_sides!r}")
         self.modalities = tuple(inputs)
-        embedders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
+        embedders = build_encoders(encoders, inputs, d_model, encoder_options)
         self.tower = SharedTower(embedders, d_model, tokens, layers, heads)
         self.logit_scale = LogitScale(logit_scale_init, min_value=1.0, max_value=100.0)
         self.text = text if text in self.modalities else None
@@ -290,8 +288,4 @@ class AlignClip(ContrastiveModel):
         return clip_scores(ordered, candidates, self.logit_scale())
 
     def card(self) -> dict:
-        return {
-            "name": "alignclip",
-            "parameters": sum(p.numel() for p in self.parameters()),
-            "config": dict(self._config),
-        }
+        return card_of(self, "alignclip", self._config)

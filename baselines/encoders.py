@@ -25,3 +25,10 @@ def linear_l2_encoders(inputs: dict[str, int], d_model: int) -> nn.ModuleDict:
 #: Encoder families by name; each builds as ``family(inputs, d_model, **encoder_options)``.
 ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"linear_l2": linear_l2_encoders, **M3_ENCODERS, **AV_ENCODERS,
                                                  "hf-synergy": hf_synergy_encoders}
+
+
+def build_encoders(family: str, inputs: dict[str, int], d_model: int, options: dict | None = None) -> nn.ModuleDict:
+    """The encoders of family ``family`` of :data:`ENCODERS`, one per modality of ``inputs``."""
+    if family not in ENCODERS:
+        raise ValueError(f"unknown encoders {family!r}; known: {sorted(ENCODERS)}")
+    return ENCODERS[family](inputs, d_model, **(options or {}))

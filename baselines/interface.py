@@ -117,3 +117,8 @@ class ContrastiveModel(nn.Module, abc.ABC):
 
     def forward(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         return {m: self.encode(m, x) for m, x in inputs.items()}
+
+
+def card_of(model: nn.Module, name: str, config: dict) -> dict:
+    """A card as :meth:`ContrastiveModel.card` returns it: the parameters are counted, the config copied."""
+    return {"name": name, "parameters": sum(p.numel() for p in model.parameters()), "config": dict(config)}

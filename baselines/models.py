@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from .alignclip import AlignClip
-from .encoders import ENCODERS
-from .interface import INTERFACE, ContrastiveModel
+from .encoders import build_encoders
+from .interface import INTERFACE, ContrastiveModel, card_of
 from .logit_scale import TEMPERATURES
 from .objectives import OBJECTIVES, swap_modalities
 from .synergy_clip import SynergyClip
@@ -58,13 +58,11 @@ class ReferenceModel(ContrastiveModel):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVES)}")
-        if encoders not in ENCODERS:
-            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
         temperature = _temperature(temperature, learn_logit_scale)
         if not 0.0 <= swap_p <= 1.0:
             raise ValueError(f"swap_p must be a probability, got {swap_p}")
         self.modalities = tuple(inputs)
-        self.encoders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
+        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options)
         self.logit_scale = TEMPERATURES[temperature](logit_scale_init, **(temperature_options or {}))
         self.objective = OBJECTIVES[objective](**objective_options)
         self.swap_p = swap_p
@@ -103,11 +101,7 @@ class ReferenceModel(ContrastiveModel):
         return self.objective.score(ordered, candidates, self.logit_scale())
 
     def card(self) -> dict:
-        return {
-            "name": self._config["objective"],
-            "parameters": sum(p.numel() for p in self.parameters()),
-            "config": dict(self._config),
-        }
+        return card_of(self, self._config["objective"], self._config)
 
 
 def _temperature(temperature: str, learn_logit_scale: bool | None) -> str:

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoders import ENCODERS
-from .interface import ContrastiveModel
+from .encoders import build_encoders
+from .interface import ContrastiveModel, card_of
 from .logit_scale import LogitScale
 from .losses import infonce
 
@@ -81,10 +81,8 @@ class SynergyClip(ContrastiveModel):
         super().__init__()
         if len(inputs) != 3:
             raise ValueError(f"Synergy-CLIP pairs exactly three modalities, got {list(inputs)}")
-        if encoders not in ENCODERS:
-            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
         self.modalities = tuple(inputs)
-        self.encoders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
+        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options)
         self.projections = nn.ModuleDict({
             m: nn.Linear(getattr(self.encoders[m], "out_features", d_model), d_model, bias=False) for m in inputs
         })
@@ -149,8 +147,4 @@ class SynergyClip(ContrastiveModel):
         return F.normalize(self.reconstructors[target](present), dim=-1)
 
     def card(self) -> dict:
-        return {
-            "name": "synergy-clip",
-            "parameters": sum(p.numel() for p in self.parameters()),
-            "config": dict(self._config),
-        }
+        return card_of(self, "synergy-clip", self._config)

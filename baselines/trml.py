@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoders import ENCODERS
-from .interface import ContrastiveModel
+from .encoders import build_encoders
+from .interface import ContrastiveModel, card_of
 from .logit_scale import LogitScale
 from .losses import infonce
 from .objectives import OBJECTIVES
@@ -98,14 +98,12 @@ class Trml(ContrastiveModel):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVES)}")
-        if encoders not in ENCODERS:
-            raise ValueError(f"unknown encoders {encoders!r}; known: {sorted(ENCODERS)}")
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; known: {sorted(FUSIONS)}")
         if len(inputs) < 2:
             raise ValueError(f"TRML needs at least two modalities, got {list(inputs)}")
         self.modalities = tuple(inputs)
-        self.encoders = ENCODERS[encoders](inputs, d_model, **(encoder_options or {}))
+        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options)
         self.logit_scale = LogitScale(logit_scale_init)
         self.objective = OBJECTIVES[objective](**objective_options)
         self.generators = nn.ModuleDict({
@@ -165,8 +163,4 @@ class Trml(ContrastiveModel):
         return self.generators[target](present)
 
     def card(self) -> dict:
-        return {
-            "name": "trml",
-            "parameters": sum(p.numel() for p in self.parameters()),
-            "config": dict(self._config),
-        }
+        return card_of(self, "trml", self._config)

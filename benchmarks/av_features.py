@@ -24,7 +24,7 @@ import numpy as np
 
 from baselines.layouts import AUDIO_VISUAL, AudioVisualLayout
 from benchmarks.data import load_manifest
-from benchmarks.features import SAMPLE_RATE, cache_path, read_cache, samples, write_cache
+from benchmarks.features import SAMPLE_RATE, byte_ids, cache_path, log_mel, read_cache, samples, write_cache
 from builders.vgg_media import CLIP_SECONDS
 
 ENCODER = "av-embedded"  # the cache's folder name; a change of layout must change it, or the read check fails
@@ -45,25 +45,14 @@ class AudioVisualFeaturizer:
         return (pixels.reshape(-1) / 255.0 - 0.5) / 0.5
 
     def audio(self, flac: bytes) -> np.ndarray:
-        import librosa
-        import soundfile as sf
-
         layout = self.layout
-        wave, rate = sf.read(io.BytesIO(flac), dtype="float32", always_2d=True)
-        wave = wave.mean(1)
-        if rate != SAMPLE_RATE:
-            wave = librosa.resample(wave, orig_sr=rate, target_sr=SAMPLE_RATE)
         hop = SAMPLE_RATE * CLIP_SECONDS // layout.frames  # the frames span the whole window
-        mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=2048, hop_length=int(hop), n_mels=layout.n_mels)
-        out = np.full((layout.n_mels, layout.frames), np.log(SILENCE), np.float32)  # a short clip ends in silence
-        frames = np.log(mel + SILENCE)[:, : layout.frames]
-        out[:, : frames.shape[1]] = frames
+        mel = log_mel(flac, layout.n_mels, layout.frames, n_fft=2048, hop=int(hop), floor=SILENCE)
         # Real VGGSound clips span log power -14..8, half of it within -6..2; this centres that half.
-        return (out.reshape(-1) + 3.0) / 6.0
+        return (mel.reshape(-1) + 3.0) / 6.0
 
     def text(self, text: str) -> np.ndarray:
-        ids = np.frombuffer(text.encode()[: self.layout.text_len], np.uint8).astype(np.int64) + 1
-        return np.pad(ids, (0, self.layout.text_len - len(ids)), constant_values=self.layout.pad)
+        return byte_ids(text, self.layout.text_len, self.layout.pad)
 
 
 def clip_hash(meta: dict) -> int:

@@ -44,6 +44,28 @@ def cache_path(data_dir, encoder: str, split: str, out=None) -> Path:
     return cache_root(out) / load_manifest(data_dir)["dataset_id"] / encoder / f"{split}.safetensors"
 
 
+def log_mel(flac: bytes, n_mels: int, frames: int, n_fft: int, hop: int, floor: float = 1e-6) -> np.ndarray:
+    """(n_mels, frames) log mel power of a clip at 16 kHz mono; a short clip is padded with silence."""
+    import librosa
+    import soundfile as sf
+
+    wave, rate = sf.read(io.BytesIO(flac), dtype="float32", always_2d=True)
+    wave = wave.mean(1)
+    if rate != SAMPLE_RATE:
+        wave = librosa.resample(wave, orig_sr=rate, target_sr=SAMPLE_RATE)
+    mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+    out = np.full((n_mels, frames), np.log(floor), np.float32)
+    logs = np.log(mel + floor)[:, :frames]
+    out[:, : logs.shape[1]] = logs
+    return out
+
+
+def byte_ids(text: str, length: int, pad: int) -> np.ndarray:
+    """UTF-8 bytes as token ids (byte b is b + 1), cropped or right-padded to ``length``."""
+    ids = np.frombuffer(text.encode()[:length], np.uint8).astype(np.int64) + 1
+    return np.pad(ids, (0, length - len(ids)), constant_values=pad)
+
+
 def _memo(fn: Callable):
     """Cache a pure function of a sample's bytes: the embedded sources reuse few clips and images many times."""
     seen: dict[bytes, np.ndarray] = {}
@@ -73,20 +95,11 @@ class EmbeddedFeaturizer:
         return (pixels.reshape(-1) / 255.0 - 0.5) / 0.5
 
     def _audio(self, flac: bytes) -> np.ndarray:
-        import librosa
-        import soundfile as sf
-
-        wave, rate = sf.read(io.BytesIO(flac), dtype="float32", always_2d=True)
-        wave = librosa.resample(wave.mean(1), orig_sr=rate, target_sr=SAMPLE_RATE) if rate != SAMPLE_RATE else wave.mean(1)
-        mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=512, hop_length=256, n_mels=self.layout.n_mels)
-        frames = np.log(mel + 1e-6).astype(np.float32)[:, : self.layout.frames]
-        out = np.full((self.layout.n_mels, self.layout.frames), np.log(1e-6), np.float32)  # pad with silence
-        out[:, : frames.shape[1]] = frames
-        return (out.reshape(-1) + 6.0) / 6.0  # roughly zero-mean, unit-scale log power
+        mel = log_mel(flac, self.layout.n_mels, self.layout.frames, n_fft=512, hop=256)
+        return (mel.reshape(-1) + 6.0) / 6.0  # roughly zero-mean, unit-scale log power
 
     def text(self, text: str) -> np.ndarray:
-        ids = np.frombuffer(text.encode()[: self.layout.text_len], np.uint8).astype(np.int64) + 1
-        return np.pad(ids, (0, self.layout.text_len - len(ids)), constant_values=self.layout.pad)
+        return byte_ids(text, self.layout.text_len, self.layout.pad)
 
     def __call__(self, jpegs: list[bytes], flacs: list[bytes], texts: list[str]) -> dict[str, np.ndarray]:
         return {

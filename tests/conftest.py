@@ -18,3 +18,14 @@ def run_cli():
         return proc
 
     return run
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: tiny models gain nothing from more, and lose much when other jobs share the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

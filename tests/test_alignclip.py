@@ -268,14 +268,6 @@ def trained_alignment(name: str) -> float:
     return alignment(e["image"], e["text"]).item()
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny matmuls: a second thread only adds contention on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_alignclip_aligns_pairs_better_than_clip(monkeypatch, one_thread):
     monkeypatch.setitem(ENCODERS, "captioned-images", captioned_images)

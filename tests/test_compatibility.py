@@ -13,18 +13,12 @@ from baselines.models import MODELS
 from benchmarks.tasks import TASKS, load_task
 from benchmarks.training import batch_loss
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "compatibility.md"
 FIVE = ("clip", "symile", "synergy-clip", "alignclip", "trml")
 ROWS = 6
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches this small run fastest on one thread; more only wait on each other (seconds on a busy box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def doc_matrix() -> dict[tuple[str, str], bool]:

@@ -18,6 +18,7 @@ from benchmarks.features import (
 from benchmarks.runs import evaluate_run, train_run
 from benchmarks.tasks import load_task
 from benchmarks.tasks.base import TrainConfig
+from benchmarks.gap import embed
 from benchmarks.tasks.symile_m3 import retrieve
 from builders.runner import build
 from builders.symile_m3 import LANGUAGE_SETS, M3Config, SymileM3Builder
@@ -136,7 +137,7 @@ def test_scorer_retrieves_among_all_test_images(m3, name):
             scores = [model.score({"audio": audio[q : q + 1], "text": text[q : q + 1]}, "image", image[c : c + 1]).item()
                       for c in range(len(image))]
             brute.append(int(np.argmax(scores)))
-    assert retrieve(model, data).tolist() == brute
+    assert retrieve(model, embed(model, data)).tolist() == brute
 
 
 def test_missing_modalities_train_without_nan(m3_missing, tmp_path):

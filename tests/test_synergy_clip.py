@@ -12,18 +12,13 @@ from baselines import MODELS
 from baselines.hf_encoders import CHECKPOINTS, hf_synergy_encoders
 from baselines.layouts import AUDIO_VISUAL
 from baselines.synergy_clip import SynergyClip
+from tests.brute_force import infonce_loop, unit_rows
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 INPUTS = {"a": 5, "b": 4, "c": 3}
 TOL = dict(rtol=1e-9, atol=1e-9)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: threads gain nothing, and cost much when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def model64(**options) -> SynergyClip:
@@ -37,18 +32,8 @@ def model64(**options) -> SynergyClip:
 
 
 def unit(n: int = 7, d: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {m: F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1) for m in INPUTS}
+    return unit_rows(INPUTS, n, d, seed)
 
-
-def infonce_loop(x: torch.Tensor, y: torch.Tensor, scale: float, rows: range) -> float:
-    """Mean over ``rows`` of both directions' -log softmax of the positive, one row at a time."""
-    total = 0.0
-    for i in rows:
-        for u, v in ((x, y), (y, x)):
-            logits = [scale * float(u[i] @ v[j]) for j in range(len(v))]
-            total -= logits[i] - math.log(sum(math.exp(l) for l in logits))
-    return total / (2 * len(rows))
 
 
 @torch.no_grad()

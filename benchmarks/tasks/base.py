@@ -7,11 +7,19 @@ silently compared with new ones.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import torch
+
+
+#: Overrides for tasks whose encoders end in LayerNorm (embeddings of norm ~sqrt(d)) and so start the
+#: logit scale at 1: the reference models that L2-normalise their own outputs keep CLIP's 1/0.07.
+L2_MODELS_KEEP_CLIP_SCALE: dict[str, dict] = {
+    name: {"logit_scale_init": math.log(1 / 0.07)} for name in ("synergy-clip", "alignclip")
+}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ text is one [MISSING] token (see baselines.m3_encoders).
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 import torch
@@ -24,7 +23,8 @@ import torch
 from baselines.m3_encoders import EMBEDDED
 from benchmarks.features import MODALITIES, PAPER_TEXT_LEN, load_features
 from benchmarks.gap import embed, gap_evaluation
-from benchmarks.tasks.base import Evaluation, Task, TrainConfig
+from benchmarks.retrieval import topk
+from benchmarks.tasks.base import L2_MODELS_KEEP_CLIP_SCALE, Evaluation, Task, TrainConfig
 from builders.symile_m3 import LANGUAGE_SETS, SymileM3Builder
 
 #: The featurizer a dataset's image source calls for; any other source gets the paper's encoders.
@@ -32,7 +32,6 @@ FEATURES_BY_IMAGES = {"digits": "embedded"}
 #: `bench --languages 2,5,10` names the paper's language sets by size.
 SETS_BY_SIZE = {str(len(langs)): name for name, langs in LANGUAGE_SETS.items()}
 BOOTSTRAP, BOOTSTRAP_SEED = 1000, 0
-EVAL_BATCH = 4096
 #: Model input widths per featurizer: image and audio carry a missing flag as a last column.
 INPUTS = {
     "embedded": {"image": EMBEDDED.image_side**2 + 1, "audio": EMBEDDED.n_mels * EMBEDDED.frames + 1, "text": EMBEDDED.text_len},
@@ -53,6 +52,14 @@ def with_missing(features: np.ndarray, missing: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([features, missing[:, None].astype(np.float32)], axis=1))
 
 
+def model_inputs(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """A split's cached features as the model reads them: flagged image and audio rows, text ids."""
+    missing = arrays["missing"].astype(bool)
+    data = {m: with_missing(arrays[m], missing[:, i]) for i, m in enumerate(MODALITIES[:2])}
+    data["text"] = torch.from_numpy(arrays["text"].astype(np.int64))
+    return data
+
+
 def bootstrap(hits: np.ndarray, resamples: int = BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
     """(stderr, 2.5th, 97.5th percentile) of the mean of `hits` over resampled queries."""
     rng = np.random.default_rng(seed)
@@ -62,16 +69,11 @@ def bootstrap(hits: np.ndarray, resamples: int = BOOTSTRAP, seed: int = BOOTSTRA
 
 
 @torch.no_grad()
-def retrieve(model, data: dict[str, torch.Tensor]) -> np.ndarray:
+def retrieve(model, embeddings: dict[str, torch.Tensor]) -> np.ndarray:
     """For each (audio, text) row, the index of the best-scoring image among all rows' images."""
-    def embed(m):
-        return torch.cat([model.encode(m, x) for x in data[m].split(EVAL_BATCH)])
-
-    candidates = embed("image")
-    queries = {m: embed(m) for m in ("audio", "text")}
-    best = [model.score({m: q[rows] for m, q in queries.items()}, "image", candidates).argmax(1)
-            for rows in torch.arange(len(candidates)).split(EVAL_BATCH)]
-    return torch.cat(best).numpy()
+    queries, candidates = {m: embeddings[m] for m in ("audio", "text")}, embeddings["image"]
+    _, best = topk(lambda rows: model.score({m: q[rows] for m, q in queries.items()}, "image", candidates), len(candidates), 1)
+    return best[:, 0].numpy()
 
 
 class SymileM3Task(Task):
@@ -83,8 +85,7 @@ class SymileM3Task(Task):
     # digits variant; fewer epochs or a smaller lr stop there.
     train_defaults = TrainConfig(epochs=60, batch_size=256, lr=1e-2, weight_decay=0.01)
     model_defaults = {"encoders": "m3-embedded", "d_model": 64, "logit_scale_init": 0.0}
-    # Scale 1 suits the LayerNorm heads; models that L2-normalise start at CLIP's 1/0.07.
-    model_overrides = {name: {"logit_scale_init": math.log(1 / 0.07)} for name in ("synergy-clip", "alignclip")}
+    model_overrides = L2_MODELS_KEEP_CLIP_SCALE
 
     def inputs(self, manifest: dict) -> dict[str, int]:
         return dict(INPUTS[feature_encoder(manifest)])
@@ -96,11 +97,7 @@ class SymileM3Task(Task):
         return arrays
 
     def load_split(self, data_dir, split: str) -> dict[str, torch.Tensor]:
-        arrays = self.split_arrays(data_dir, split)
-        missing = arrays["missing"].astype(bool)
-        data = {m: with_missing(arrays[m], missing[:, i]) for i, m in enumerate(MODALITIES[:2])}
-        data["text"] = torch.from_numpy(arrays["text"].astype(np.int64))
-        return data
+        return model_inputs(self.split_arrays(data_dir, split))
 
     def dataset_params(self, manifest: dict) -> dict:
         config = manifest["config"]
@@ -112,16 +109,17 @@ class SymileM3Task(Task):
         return label + (f" p={config['missing_p']:g}" if config["missing_p"] else "")
 
     def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:
-        data = self.load_split(data_dir, "test")
-        cls = self.split_arrays(data_dir, "test")["cls"]
-        hits = (cls[retrieve(model, data)] == cls).astype(np.float64)
+        arrays = self.split_arrays(data_dir, "test")  # read once: the inputs and the classes
+        embeddings = embed(model, model_inputs(arrays))  # encoded once: for retrieval and the gap measures
+        cls = arrays["cls"]
+        hits = (cls[retrieve(model, embeddings)] == cls).astype(np.float64)
         stderr, low, high = bootstrap(hits)
         n = len(hits)
         metrics = {
             "acc1": {"value": float(hits.mean()), "stderr": stderr, "n": n},
             "acc1_ci95_low": {"value": low, "n": n},
             "acc1_ci95_high": {"value": high, "n": n},
-            **gap_evaluation([embed(model, data)]),
+            **gap_evaluation([embeddings]),
         }
         references = {"chance_w": 1.0 / len(manifest["config"]["languages"]), "chance": 1.0 / manifest["info"]["classes_used"]}
         return Evaluation(metrics, references)

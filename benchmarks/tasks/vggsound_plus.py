@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -49,14 +48,13 @@ from baselines.layouts import AUDIO_VISUAL
 from benchmarks.av_features import AudioVisualFeaturizer, load_features
 from benchmarks.gap import embed, gap_evaluation
 from benchmarks.retrieval import recall_at, target_ranks
-from benchmarks.tasks.base import Evaluation, Task, TrainConfig
+from benchmarks.tasks.base import L2_MODELS_KEEP_CLIP_SCALE, Evaluation, Task, TrainConfig
 from builders.vgg_index import class_index
 from builders.vggsound_plus import VggSoundPlusBuilder
 
 MODALITIES = ("image", "audio", "text")
 VAL_FRACTION = 0.1
 MIN_VAL = 4  # a contrastive loss over one clip is 0 whatever the model: selection needs a few
-CLIP_SCALE = math.log(1 / 0.07)
 RECALL_KS = (1, 5, 10)
 #: zero-shot view -> (query modalities, class prompt)
 ZEROSHOT = {
@@ -136,13 +134,12 @@ class VggSoundPlusTask(Task):
     builder = "vggsound-plus"
     primary_metric = "zeroshot/image_audio/acc1"
     train_defaults = TrainConfig(epochs=20, batch_size=256, lr=1e-3, weight_decay=0.01)
-    # The av-embedded heads end in LayerNorm, not an L2 norm: embeddings of norm ~sqrt(d) want a logit scale
-    # starting at 1, as on Symile-M3. Models that L2-normalise their own outputs keep CLIP's 1/0.07.
+    # The av-embedded heads end in LayerNorm, not an L2 norm, so the logit scale starts at 1, as on Symile-M3.
     model_defaults = {"encoders": "av-embedded", "d_model": 64, "logit_scale_init": 0.0}
     model_overrides = {
+        **L2_MODELS_KEEP_CLIP_SCALE,
         # The paper's backbone families (CLIP ViT, AST, RoBERTa), at the one size that reads this layout.
-        "synergy-clip": {"encoders": "hf-synergy", "encoder_options": {"size": "tiny"}, "logit_scale_init": CLIP_SCALE},
-        "alignclip": {"logit_scale_init": CLIP_SCALE},
+        "synergy-clip": {**L2_MODELS_KEEP_CLIP_SCALE["synergy-clip"], "encoders": "hf-synergy", "encoder_options": {"size": "tiny"}},
     }
 
     def inputs(self, manifest: dict) -> dict[str, int]:
