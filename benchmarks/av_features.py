@@ -1,6 +1,6 @@
 """Features of a VGG-sound+ dataset in the audio-visual layout, computed once per (dataset, split) and cached.
 
-    CACHE/<dataset_id>/av-embedded/<split>.safetensors   (the cache of benchmarks.features, same atomic writes)
+    CACHE/<dataset_id>/av-embedded/<split>.safetensors   (benchmarks.feature_cache: atomic, shard by shard)
         image (N, 3*32*32) float32   the frame, centre-cropped square, resized, channel-major, in [-1, 1]
         audio (N, 64*100) float32    log-mel power of the 10 s window, mel-major, shifted to about [-1, 1]
         text  (N, 64) int64          the caption's UTF-8 bytes + 1, 0 pads
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from baselines.layouts import AUDIO_VISUAL, AudioVisualLayout
-from benchmarks.data import load_manifest
-from benchmarks.features import SAMPLE_RATE, byte_ids, cache_path, log_mel, read_cache, samples, write_cache
+from benchmarks.feature_cache import Row, cache_path, read_cache, write_split
+from benchmarks.features import SAMPLE_RATE, byte_ids, log_mel
 from builders.vgg_media import CLIP_SECONDS
 
 ENCODER = "av-embedded"  # the cache's folder name; a change of layout must change it, or the read check fails
@@ -54,44 +54,27 @@ class AudioVisualFeaturizer:
     def text(self, text: str) -> np.ndarray:
         return byte_ids(text, self.layout.text_len, self.layout.pad)
 
+    def prepare(self, rows: list[Row]) -> dict[str, np.ndarray]:
+        return {
+            "image": np.stack([self.image(jpeg) for jpeg, *_ in rows]),
+            "audio": np.stack([self.audio(flac) for _, flac, *_ in rows]),
+            "text": np.stack([self.text(text) for *_, text, _ in rows]),
+            "cls": np.asarray([meta["class_id"] for *_, meta in rows], np.int64),
+            "clip_hash": np.asarray([clip_hash(meta) for *_, meta in rows], np.int64),
+        }
+
 
 def clip_hash(meta: dict) -> int:
     name = f"{meta['ytid']}_{meta['start']:06d}"
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:7], "little")  # 56 bits: fits int64
 
 
-def compute(data_dir, split: str, featurizer: AudioVisualFeaturizer) -> dict[str, np.ndarray]:
-    """Every sample of the split, into arrays sized from the manifest: a whole VGGSound train split is
-    ~7.6 GB of features, which a list of rows stacked at the end would hold twice."""
-    n = load_manifest(data_dir)["splits"][split]["samples"]
-    widths = featurizer.layout.inputs()
-    arrays = {
-        "image": np.empty((n, widths["image"]), np.float32),
-        "audio": np.empty((n, widths["audio"]), np.float32),
-        "text": np.empty((n, widths["text"]), np.int64),
-        "cls": np.empty(n, np.int64),
-        "clip_hash": np.empty(n, np.int64),
-    }
-    done = 0
-    for jpeg, flac, text, meta in samples(data_dir, split):
-        if done == n:
-            raise SystemExit(f"{data_dir}: split {split} holds more samples than the manifest's {n}; verify it")
-        arrays["image"][done], arrays["audio"][done] = featurizer.image(jpeg), featurizer.audio(flac)
-        arrays["text"][done], arrays["cls"][done] = featurizer.text(text), meta["class_id"]
-        arrays["clip_hash"][done] = clip_hash(meta)
-        done += 1
-    if done != n:
-        raise SystemExit(f"{data_dir}: split {split} holds {done} samples, the manifest {n}; verify it")
-    return arrays
-
-
-def featurize(data_dir, split: str, out=None, featurizer: AudioVisualFeaturizer | None = None) -> Path:
-    """The cache file of (data_dir, split), computing it only if absent."""
+def featurize(data_dir, split: str, out=None, featurizer: AudioVisualFeaturizer | None = None, **loader) -> Path:
+    """The cache file of (data_dir, split), computing it only if absent; ``loader``: workers, seed, progress."""
     path = cache_path(data_dir, ENCODER, split, out)
     if path.is_file():
         return path
-    featurizer = featurizer or AudioVisualFeaturizer()
-    return write_cache(path, compute(data_dir, split, featurizer), data_dir, ENCODER, featurizer.info)
+    return write_split(data_dir, ENCODER, split, featurizer or AudioVisualFeaturizer(), out, **loader)
 
 
 def load_features(data_dir, split: str, out=None, layout: AudioVisualLayout = AUDIO_VISUAL) -> dict[str, np.ndarray]:

@@ -67,11 +67,18 @@ def add_commands(subparsers) -> None:
         "featurize", help="run frozen encoders over a dataset once and cache the features",
         description="Compute every split's features of DATA with ENCODER and cache them as "
         "CACHE/<dataset_id>/<encoder>/<split>.safetensors (CACHE: --out, else $POLYMODAL_FEATURES, else "
-        "~/.cache/polymodal/features). Splits already cached are reused. Tasks read the same cache.",
+        "~/.cache/polymodal/features). Splits already cached are reused, and a killed run resumes at the shard it "
+        "lost. Tasks read the same cache. Under `torchrun --nproc_per_node=N` the shards are shuffled alike on "
+        "every rank and split between ranks, then between each rank's loader workers; on several nodes CACHE "
+        "must be a shared folder.",
     )
     featurize.add_argument("--data", type=Path, required=True, help="dataset folder built by `polymodal build`")
     featurize.add_argument("--encoder", required=True, help="embedded (digits variant, CPU) or paper (CLIP, Whisper, XLM-R)")
     featurize.add_argument("--out", type=Path, help="feature cache folder")
+    featurize.add_argument("--workers", type=int, default=2, help="loader processes per rank that decode and "
+                           "preprocess shards (default %(default)s; 0: in the main process)")
+    featurize.add_argument("--seed", type=int, default=0, help="seed of the shard shuffle; the cache is the same for any seed")
+    featurize.add_argument("--no-progress", action="store_true", help="hide progress bars")
     featurize.set_defaults(func=_featurize)
 
     quick = subparsers.add_parser(
@@ -228,8 +235,11 @@ def _bench(args) -> int:
 def _featurize(args) -> int:
     from benchmarks.features import featurize_all
 
-    for path in featurize_all(args.data, args.encoder, args.out):
-        print(path)
+    _join_torchrun()
+    paths = featurize_all(args.data, args.encoder, args.out, workers=args.workers, seed=args.seed,
+                          progress=not args.no_progress)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print("\n".join(map(str, paths)))
     return 0
 
 

@@ -9,8 +9,8 @@ import torch
 
 from baselines.models import MODELS
 from benchmarks.features import (
+    EmbeddedFeaturizer,
     cache_path,
-    compute,
     featurize,
     featurize_all,
     load_features,
@@ -57,7 +57,7 @@ class Refuses:
 
     info: typing.ClassVar[dict] = {}
 
-    def __call__(self, *batch):
+    def prepare(self, rows):
         raise AssertionError("recomputed a cached split")
 
 
@@ -166,13 +166,8 @@ def test_bench_maps_language_set_sizes():
         load_task("symile-m3").bench_configs(["--languages", "3"])
 
 
-def test_compute_marks_missing_text_with_its_token(m3_missing):
-    arrays = compute(m3_missing, "val", load_featurizer())
+def test_featurize_marks_missing_text_with_its_token(m3_missing, tmp_path):
+    featurize(m3_missing, "embedded", "val", out=tmp_path, featurizer=EmbeddedFeaturizer())
+    arrays, _ = load_features(m3_missing, "embedded", "val", out=tmp_path)
     gone = arrays["missing"][:, 2].astype(bool)
-    assert gone.any() and (arrays["text"][gone, 0] == 257).all()
-
-
-def load_featurizer():
-    from benchmarks.features import EmbeddedFeaturizer
-
-    return EmbeddedFeaturizer()
+    assert gone.any() and (arrays["text"][gone, 0] == 257).all() and (arrays["text"][gone, 1:] == 0).all()

@@ -120,7 +120,7 @@ def test_features_have_the_layout_and_are_cached(data, monkeypatch):
     dominant = arrays["image"].reshape(18, 3, 32, 32).mean((2, 3)).argmax(1)
     pairs = set(zip(arrays["cls"].tolist(), dominant.tolist()))
     assert len(pairs) == 3 and len({channel for _, channel in pairs}) == 3
-    monkeypatch.setattr(av_features, "compute", lambda *a: pytest.fail("recomputed a cached split"))
+    monkeypatch.setattr(av_features.AudioVisualFeaturizer, "prepare", lambda *a: pytest.fail("recomputed a cached split"))
     assert np.array_equal(load_features(data, "train")["audio"], arrays["audio"])
     assert cache_path(data, ENCODER, "test").is_file() and not list(cache_path(data, ENCODER, "test").parent.glob("*.tmp"))
     with pytest.raises(SystemExit, match="layout"):
