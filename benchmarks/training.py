@@ -98,15 +98,20 @@ def _slices(n: int, batch_size: int, place: Placement):
             yield slice(start, start + size)
 
 
+def batches(data: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, place: Placement):
+    """This rank's part of each global batch, drawn from `data` in `order`, on the rank's device."""
+    for part in _slices(len(order), batch_size, place):
+        index = order[part]
+        yield {m: x[index].to(place.device, non_blocking=True) for m, x in data.items()}
+
+
 @torch.no_grad()
 def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int, place: Placement, autocast) -> float:
     model.eval()
     generator = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET)
-    n = len(next(iter(data.values())))
     total, count = torch.zeros((), device=place.device), 0
-    for part in _slices(n, batch_size, place):
-        batch = {m: x[part].to(place.device) for m, x in data.items()}
-        rows = part.stop - part.start
+    for batch in batches(data, torch.arange(len(next(iter(data.values())))), batch_size, place):
+        rows = len(next(iter(batch.values())))
         total += batch_loss(model, batch, generator, autocast) * rows
         count += rows
     if place.world > 1:
@@ -148,18 +153,18 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
     bar = tqdm(range(state["epoch"] + 1, config.epochs), desc="train", unit="epoch", disable=not (progress and place.main),
                initial=state["epoch"] + 1, total=config.epochs)
     for epoch in bar:
-        began, seen, total = time.perf_counter(), 0, 0.0
+        began, seen = time.perf_counter(), 0
+        total = torch.zeros((), dtype=torch.float64, device=place.device)  # summed on the device: no sync per step
         trained.train()
-        order = torch.randperm(n, generator=generator)
-        for part in _slices(n, config.batch_size, place):
-            index = order[part]
-            batch = {m: x[index].to(place.device, non_blocking=True) for m, x in train.items()}
+        for batch in batches(train, torch.randperm(n, generator=generator), config.batch_size, place):
             loss = batch_loss(trained, batch, generator, autocast)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            seen += len(index)
-            total += loss.item() * len(index)
+            rows = len(next(iter(batch.values())))
+            seen += rows
+            total += loss.detach().double() * rows
+        total = total.item()
         seconds = time.perf_counter() - began
         val_loss = mean_loss(trained, val, config.batch_size, config.seed, place, autocast)
         state["seconds"] += seconds

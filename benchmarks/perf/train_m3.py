@@ -1,7 +1,7 @@
 """Symile-M3 training throughput on cached features, against the loader alone.
 
-The floor is the same batches drawn from the same in-memory tensors without the
-model; the ratio (train samples/s over loader samples/s) says how much of the
+The floor is the training loop's own loader (benchmarks.training.batches) over
+the same in-memory features, without the model; the ratio (train samples/s over loader samples/s) says how much of the
 loop the model leaves to data handling. Features are cached first if needed.
 
     python benchmarks/perf/train_m3.py [--data DATA] [--model symile] [--steps 30]
@@ -14,6 +14,7 @@ On CPU the from-scratch encoders dominate a step, so the ratio is far below the
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import torch
@@ -21,36 +22,36 @@ import torch
 from baselines.models import resolve_model
 from benchmarks.data import load_manifest
 from benchmarks.tasks import load_task
-from benchmarks.training import Placement, _autocast, batch_loss
+from benchmarks.training import Placement, _autocast, batch_loss, batches
 
 
-def batches(data: dict[str, torch.Tensor], batch_size: int, steps: int, device: torch.device):
+def steps_of(data: dict[str, torch.Tensor], batch_size: int, steps: int, place: Placement):
+    """`steps` batches from the training loop's own loader, over as many shuffled epochs as that takes."""
     n = len(next(iter(data.values())))
     generator = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        index = torch.randint(n, (batch_size,), generator=generator)
-        yield {m: x[index].to(device, non_blocking=True) for m, x in data.items()}
+    epochs = iter(lambda: batches(data, torch.randperm(n, generator=generator), batch_size, place), None)
+    return itertools.islice(itertools.chain.from_iterable(epochs), steps)
 
 
-def loader_rate(data, batch_size: int, steps: int, device) -> float:
+def loader_rate(data, batch_size: int, steps: int, place: Placement) -> float:
     began = time.perf_counter()
-    for batch in batches(data, batch_size, steps, device):
+    for _ in steps_of(data, batch_size, steps, place):
         pass
-    if device.type == "cuda":
+    if place.device.type == "cuda":
         torch.cuda.synchronize()
     return batch_size * steps / (time.perf_counter() - began)
 
 
-def train_rate(model, data, batch_size: int, steps: int, device, amp: bool) -> float:
+def train_rate(model, data, batch_size: int, steps: int, place: Placement, amp: bool) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    generator, autocast = torch.Generator().manual_seed(0), _autocast(Placement(device), amp)
+    generator, autocast = torch.Generator().manual_seed(0), _autocast(place, amp)
     began = time.perf_counter()
-    for batch in batches(data, batch_size, steps, device):
+    for batch in steps_of(data, batch_size, steps, place):
         loss = batch_loss(model, batch, generator, autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    if device.type == "cuda":
+    if place.device.type == "cuda":
         torch.cuda.synchronize()
     return batch_size * steps / (time.perf_counter() - began)
 
@@ -81,13 +82,14 @@ def main(argv=None) -> None:
         args.data = small_dataset()
     task = load_task("symile-m3")
     manifest = load_manifest(args.data)
-    device = Placement.detect().device
+    place = Placement.detect()
     data = task.load_split(args.data, "train")
-    model = resolve_model(args.model)(task.inputs(manifest), **task.model_config(args.model)).to(device)
-    train_rate(model, data, args.batch_size, 3, device, args.amp)  # warm-up: allocator, kernels
-    trained = train_rate(model, data, args.batch_size, args.steps, device, args.amp)
-    floor = loader_rate(data, args.batch_size, args.steps, device)
-    print(f"device {device.type}, batch {args.batch_size}, {args.steps} steps")
+    model = resolve_model(args.model)(task.inputs(manifest), **task.model_config(args.model)).to(place.device)
+    train_rate(model, data, args.batch_size, 3, place, args.amp)  # warm-up: allocator, kernels
+    trained = train_rate(model, data, args.batch_size, args.steps, place, args.amp)
+    floor = loader_rate(data, args.batch_size, args.steps, place)
+    name = torch.cuda.get_device_name(place.device) if place.device.type == "cuda" else "cpu"
+    print(f"device {name}, batch {args.batch_size}, {args.steps} steps")
     print(f"loader alone: {floor:,.0f} samples/s")
     print(f"training:     {trained:,.0f} samples/s")
     print(f"ratio train/loader: {trained / floor:.3f}")
