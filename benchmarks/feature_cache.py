@@ -1,7 +1,9 @@
 """The feature cache: frozen features of a dataset split, computed once, shard by shard, on every rank.
 
     CACHE/<dataset_id>/<encoder>/<split>.safetensors     the split's arrays, rows in key order
-        metadata: encoder, dataset_id, and the featurizer's "info" as JSON
+        metadata "polymodal": JSON of encoder, dataset_id and the featurizer's info; one
+        key, because safetensors writes several in a random order and the file
+        should be the same bytes every time
     CACHE/<dataset_id>/<encoder>/<split>.parts/          pieces of a split being computed
 
 CACHE is --out, else $POLYMODAL_FEATURES, else ~/.cache/polymodal/features.
@@ -37,6 +39,7 @@ import numpy as np
 from benchmarks.data import load_manifest
 
 BATCH = 64
+META = "polymodal"  # the cache file's one metadata key
 Row = tuple[bytes, bytes, str, dict]  # (jpeg, flac, text, meta) of one sample
 
 
@@ -101,8 +104,10 @@ def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     from safetensors.numpy import load_file
 
     with safe_open(str(path), "np") as f:
-        info = json.loads(f.metadata()["info"])
-    return load_file(str(path)), info
+        written = json.loads((f.metadata() or {}).get(META, "null"))
+    if written is None:
+        raise SystemExit(f"{path} was written by an older polymodal; delete it to recompute")
+    return load_file(str(path)), written["info"]
 
 
 def write_split(data_dir, encoder: str, split: str, featurizer, out=None, *, workers: int = 0, seed: int = 0,
@@ -124,8 +129,8 @@ def write_split(data_dir, encoder: str, split: str, featurizer, out=None, *, wor
     if distributed:
         dist.barrier()  # every rank's pieces are written
     if not distributed or dist.get_rank() == 0:
-        meta = {"encoder": encoder, "dataset_id": load_manifest(data_dir)["dataset_id"], "info": json.dumps(featurizer.info)}
-        _save(_join(shards, parts, data_dir, split), path, meta)
+        meta = {"encoder": encoder, "dataset_id": load_manifest(data_dir)["dataset_id"], "info": featurizer.info}
+        _save(_join(shards, parts, data_dir, split), path, {META: json.dumps(meta, sort_keys=True)})
         shutil.rmtree(parts)
     if distributed:
         dist.barrier()  # the file exists before any rank reads it
