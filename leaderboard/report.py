@@ -18,6 +18,7 @@ MISSING = "—"  # a model that was not run on that dataset
 REFERENCE_STYLES: dict[str, dict[str, Any]] = {
     "bayes_bound": {"label": "Bayes bound", "color": "black", "linestyle": "--", "marker": "x", "zorder": 3},
     "chance": {"label": "chance", "color": "dimgrey", "linestyle": ":", "linewidth": 2, "zorder": 3},
+    "chance_w": {"label": "1/w", "color": "grey", "linestyle": "-.", "zorder": 3},
 }
 
 
@@ -71,13 +72,13 @@ def write_report(board: dict[str, Any], out_dir: str | Path) -> Path:
     return report
 
 
-def plot_xor(task: dict[str, Any], path: Path) -> Path | None:
-    """Primary metric against p_hat per model, with the Bayes bound and chance; None if no dataset has a p_hat."""
-    datasets = {d["id"]: d for d in task["datasets"] if _is_number(d["params"].get("p_hat"))}
+def figure_against(task: dict[str, Any], param: str, symbol: str) -> Figure | None:
+    """Primary metric against the dataset parameter `param` per model, with the reference levels;
+    None if no dataset has a numeric `param`. Datasets that differ in more (say dim) get their own curves."""
+    datasets = {d["id"]: d for d in task["datasets"] if _is_number(d["params"].get(param))}
     if not datasets:
         return None
-    # Datasets that differ in more than p_hat (say dim) get their own curves.
-    groups = {dataset_id: _other_params(d["params"]) for dataset_id, d in datasets.items()}
+    groups = {dataset_id: _other_params(d["params"], param) for dataset_id, d in datasets.items()}
     order = list(dict.fromkeys(groups.values()))  # the table's (numeric) order: dim=5 before dim=10
     several = len(order) > 1
 
@@ -91,8 +92,8 @@ def plot_xor(task: dict[str, Any], path: Path) -> Path | None:
         curves: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
         for dataset_id, score in entry["scores"].items():
             if dataset_id in datasets:
-                p_hat = datasets[dataset_id]["params"]["p_hat"]
-                curves[groups[dataset_id]].append((p_hat, score["value"], score["stderr"] or 0.0))
+                x = datasets[dataset_id]["params"][param]
+                curves[groups[dataset_id]].append((x, score["value"], score["stderr"] or 0.0))
         # The rank prefix also keeps a model named "_x" in the legend, which hides "_" labels.
         name = f"#{entry['rank']} {entry['model']}"
         for group, points in sorted(curves.items(), key=lambda item: order.index(item[0])):
@@ -102,23 +103,37 @@ def plot_xor(task: dict[str, Any], path: Path) -> Path | None:
         levels: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for dataset_id, d in datasets.items():
             if _is_number(d["references"].get(reference)):
-                levels[groups[dataset_id]].append((d["params"]["p_hat"], d["references"][reference]))
+                levels[groups[dataset_id]].append((d["params"][param], d["references"][reference]))
         for group, points in sorted(levels.items(), key=lambda item: order.index(item[0])):
             x, y = zip(*sorted(points))
             axes.plot(x, y, **{**style, "label": label(style["label"], group)})
-    axes.set_xlabel(r"$\hat{p}$  (dataset parameter p_hat)")
+    axes.set_xlabel(f"{symbol}  (dataset parameter {param})")
     axes.set_ylabel(_plain(task["primary_metric"]))
     title = _plain(f"{task['name']} v{task['version']}: {task['primary_metric']}")
-    axes.set_title(title + r" vs $\hat{p}$ (error bars: ±1 stderr)")
+    axes.set_title(f"{title} vs {symbol} (error bars: ±1 stderr)")
     axes.grid(True, alpha=0.3)
     # Outside the axes, so that no number of models covers the curves.
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
-    figure.savefig(path, dpi=120)
-    return path
+    return figure
+
+
+def plot_against(param: str, symbol: str) -> Callable[[dict[str, Any], Path], Path | None]:
+    def plot(task: dict[str, Any], path: Path) -> Path | None:
+        figure = figure_against(task, param, symbol)
+        if figure is None:
+            return None
+        figure.savefig(path, dpi=120)
+        return path
+
+    return plot
 
 
 # Task name -> plotter(task_board, png_path) -> the path, or None when there was nothing to draw.
-PLOTS: dict[str, Callable[[dict[str, Any], Path], Path | None]] = {"xor": plot_xor}
+# XOR against p_hat (Symile's Figure 2), Symile-M3 against the number of languages w (its Figure 4).
+PLOTS: dict[str, Callable[[dict[str, Any], Path], Path | None]] = {
+    "xor": plot_against("p_hat", r"$\hat{p}$"),
+    "symile-m3": plot_against("w", "$w$"),
+}
 
 
 def _plot_filename(tasks: dict[str, Any], key: str) -> str:
@@ -128,8 +143,8 @@ def _plot_filename(tasks: dict[str, Any], key: str) -> str:
     return f"{name}.png" if versions == 1 else f"{key}.png"
 
 
-def _other_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in sorted(params.items()) if key != "p_hat")
+def _other_params(params: dict[str, Any], param: str) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(params.items()) if key != param)
 
 
 def _score_cell(score: dict[str, Any] | None) -> str:

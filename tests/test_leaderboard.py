@@ -446,3 +446,29 @@ def test_add_commands_plugs_into_a_parent_cli(tmp_path, capsys):
     helps = capsys.readouterr().out
     for phrase in ("build", "report", "--strict", "--results", "--leaderboard", "recursively", "report.md"):
         assert phrase in helps
+
+
+def test_m3_plot_draws_each_model_and_one_over_w_against_w():
+    from leaderboard.report import PLOTS, figure_against
+
+    assert "symile-m3" in PLOTS
+    task = {
+        "name": "symile-m3", "version": "1.0", "primary_metric": "acc1",
+        "datasets": [
+            {"id": f"d{w}", "label": f"M3-{w}", "params": {"w": w, "images": "digits"},
+             "references": {"chance_w": 1 / w, "chance": 0.1}}
+            for w in (5, 2, 10)
+        ],
+        "entries": [
+            {"rank": 1, "model": "symile", "scores": {"d2": {"value": 0.99, "stderr": 0.01}, "d5": {"value": 0.68, "stderr": 0.01}}},
+            {"rank": 2, "model": "clip", "scores": {"d10": {"value": 0.1, "stderr": None}, "d5": {"value": 0.19, "stderr": 0.01}}},
+        ],
+    }
+    axes = figure_against(task, "w", "$w$").axes[0]
+    points = lambda line: [(float(x), float(y)) for x, y in zip(*line.get_data())]
+    curves = {c.get_label(): points(c.lines[0]) for c in axes.containers}  # the models' error-bar curves
+    curves |= {line.get_label(): points(line) for line in axes.get_lines() if not line.get_label().startswith("_")}
+    assert curves["#1 symile"] == [(2, 0.99), (5, 0.68)]  # sorted by w, only the datasets it ran on
+    assert curves["#2 clip"] == [(5, 0.19), (10, 0.1)]
+    assert curves["1/w"] == [(2, 0.5), (5, 0.2), (10, 0.1)] and curves["chance"] == [(2, 0.1), (5, 0.1), (10, 0.1)]
+    assert figure_against(task, "p_hat", "p") is None
