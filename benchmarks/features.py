@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,7 +121,9 @@ class PaperFeaturizer:
         )
 
         self.torch, self.text_len = torch, text_len
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # Under torchrun each rank takes its own GPU (LOCAL_RANK); one process takes the first.
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        self.device = device or (f"cuda:{local}" if torch.cuda.is_available() else "cpu")
         self.image_processor = CLIPImageProcessor.from_pretrained(image)
         self.image_model = CLIPVisionModel.from_pretrained(image).to(self.device).eval()
         self.audio_extractor = WhisperFeatureExtractor.from_pretrained(audio)

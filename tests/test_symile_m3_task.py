@@ -106,6 +106,8 @@ def test_paper_featurizer_runs_on_tiny_models(m3, tmp_path):
     transformers.WhisperFeatureExtractor(feature_size=80).save_pretrained(audio)
     featurizer = PaperFeaturizer(image=str(image), audio=str(audio), text_len=16, tokenizer=FakeTokenizer(), device="cpu")
     path = featurize(m3, "paper-tiny", "test", out=tmp_path, featurizer=featurizer)
+    # The processors in two loader workers, the models in this process: the same file.
+    assert featurize(m3, "paper-tiny", "test", out=tmp_path / "w2", featurizer=featurizer, workers=2).read_bytes() == path.read_bytes()
     arrays, info = load_features(m3, "paper-tiny", "test", out=tmp_path)
     assert arrays["image"].shape == (48, 16) and arrays["audio"].shape == (48, 16) and arrays["text"].shape == (48, 16)
     assert np.isfinite(arrays["image"]).all() and np.isfinite(arrays["audio"]).all()
