@@ -154,7 +154,8 @@ def _featurize_shards(data_dir, split: str, parts: Path, featurizer, *, workers:
     loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers, collate_fn=_as_is)
     encode = getattr(featurizer, "encode", None)
     pending: dict[str, list[dict]] = {}
-    with tqdm(total=len(todo), desc=f"featurize {split}", unit="shard", disable=not progress) as bar:
+    shown = progress and int(os.environ.get("RANK", 0)) == 0  # one bar, rank 0's, under torchrun
+    with tqdm(total=len(todo), desc=f"featurize {split}", unit="shard", disable=not shown) as bar:
         for item in loader:
             batches = pending.setdefault(item["url"], [])
             if "end" not in item:
