@@ -1,8 +1,8 @@
 """Symile-M3 training throughput on cached features, against the loader alone.
 
 The floor is the training loop's own loader (benchmarks.training.batches) over
-the same in-memory features, without the model; the ratio (train samples/s over loader samples/s) says how much of the
-loop the model leaves to data handling. Features are cached first if needed.
+the same in-memory features, without the model; the ratio (train samples/s over
+loader samples/s) says how much of the loop the model leaves to data handling. Features are cached first if needed.
 
     python benchmarks/perf/train_m3.py [--data DATA] [--model symile] [--steps 30]
 
@@ -33,27 +33,32 @@ def steps_of(data: dict[str, torch.Tensor], batch_size: int, steps: int, place: 
     return itertools.islice(itertools.chain.from_iterable(epochs), steps)
 
 
+def rows(batch: dict[str, torch.Tensor]) -> int:
+    return len(next(iter(batch.values())))  # an epoch's last batch may be short
+
+
 def loader_rate(data, batch_size: int, steps: int, place: Placement) -> float:
-    began = time.perf_counter()
-    for _ in steps_of(data, batch_size, steps, place):
-        pass
+    began, seen = time.perf_counter(), 0
+    for batch in steps_of(data, batch_size, steps, place):
+        seen += rows(batch)
     if place.device.type == "cuda":
         torch.cuda.synchronize()
-    return batch_size * steps / (time.perf_counter() - began)
+    return seen / (time.perf_counter() - began)
 
 
 def train_rate(model, data, batch_size: int, steps: int, place: Placement, amp: bool) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator, autocast = torch.Generator().manual_seed(0), _autocast(place, amp)
-    began = time.perf_counter()
+    began, seen = time.perf_counter(), 0
     for batch in steps_of(data, batch_size, steps, place):
         loss = batch_loss(model, batch, generator, autocast)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        seen += rows(batch)
     if place.device.type == "cuda":
         torch.cuda.synchronize()
-    return batch_size * steps / (time.perf_counter() - began)
+    return seen / (time.perf_counter() - began)
 
 
 def small_dataset() -> str:
