@@ -24,7 +24,7 @@ import numpy as np
 
 from baselines.layouts import AUDIO_VISUAL, AudioVisualLayout
 from benchmarks.feature_cache import Row, cache_path, read_cache, write_split
-from benchmarks.features import SAMPLE_RATE, byte_ids, log_mel
+from benchmarks.preprocess import SAMPLE_RATE, byte_ids, log_mel
 from builders.vgg_media import CLIP_SECONDS
 
 ENCODER = "av-embedded"  # the cache's folder name; a change of layout must change it, or the read check fails
@@ -32,6 +32,8 @@ SILENCE = 1e-6  # floor of the mel power before the log
 
 
 class AudioVisualFeaturizer:
+    builder = "vggsound-plus"  # the datasets it reads
+
     def __init__(self, layout: AudioVisualLayout = AUDIO_VISUAL):
         self.layout = layout
         self.info = dataclasses.asdict(layout)

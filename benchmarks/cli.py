@@ -73,7 +73,8 @@ def add_commands(subparsers) -> None:
         "must be a shared folder.",
     )
     featurize.add_argument("--data", type=Path, required=True, help="dataset folder built by `polymodal build`")
-    featurize.add_argument("--encoder", required=True, help="embedded (digits variant, CPU) or paper (CLIP, Whisper, XLM-R)")
+    featurize.add_argument("--encoder", required=True, help="for symile-m3: embedded (digits variant, CPU) or paper (CLIP, Whisper, "
+                           "XLM-R); for vggsound-plus: av-embedded")
     featurize.add_argument("--out", type=Path, help="feature cache folder")
     featurize.add_argument("--workers", type=int, default=2, help="loader processes per rank that decode and "
                            "preprocess shards (default %(default)s; 0: in the main process)")

@@ -75,11 +75,20 @@ def _prepared(shards: Iterable[dict], prepare: Callable[[list[Row]], dict], batc
         for row in _rows(wds.tarfile_to_samples()(iter([{"url": shard["url"]}]))):
             rows.append(row)
             if len(rows) == batch:
-                yield {"url": shard["url"], "arrays": prepare(rows)}
+                yield {"url": shard["url"], "arrays": _one_thread(prepare, rows)}
                 rows = []
         if rows:
-            yield {"url": shard["url"], "arrays": prepare(rows)}
+            yield {"url": shard["url"], "arrays": _one_thread(prepare, rows)}
         yield {"url": shard["url"], "end": True}
+
+
+def _one_thread(prepare: Callable[[list[Row]], dict], rows: list[Row]) -> dict:
+    # A multi-threaded BLAS sums a mel projection in an order that depends on its thread count,
+    # which would change the features' last bits from machine to machine; workers parallelise instead.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return prepare(rows)
 
 
 def _as_is(item):

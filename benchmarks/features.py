@@ -10,6 +10,7 @@ Encoders (FEATURIZERS):
     paper     the paper's frozen encoders: CLIP ViT-L/14 pooler output, Whisper-large-v3
               encoder mean-pooled, XLM-RoBERTa-large token ids (needs `transformers`);
               the processors run in the loader's workers, the models on the rank's device
+    av-embedded  VGG-sound+ datasets: the audio-visual layout of benchmarks.av_features
 """
 
 from __future__ import annotations
@@ -24,33 +25,13 @@ import numpy as np
 
 from baselines.m3_encoders import EMBEDDED, EmbeddedLayout
 from benchmarks.data import load_manifest
+from benchmarks.av_features import ENCODER as AV_ENCODER
+from benchmarks.av_features import AudioVisualFeaturizer
 from benchmarks.feature_cache import Row, cache_path, read_cache, write_split
+from benchmarks.preprocess import SAMPLE_RATE, byte_ids, log_mel
 
 MODALITIES = ("image", "audio", "text")
-SAMPLE_RATE = 16_000
 PAPER_TEXT_LEN = 64  # XLM-R tokens per text
-
-
-def log_mel(flac: bytes, n_mels: int, frames: int, n_fft: int, hop: int, floor: float = 1e-6) -> np.ndarray:
-    """(n_mels, frames) log mel power of a clip at 16 kHz mono; a short clip is padded with silence."""
-    import librosa
-    import soundfile as sf
-
-    wave, rate = sf.read(io.BytesIO(flac), dtype="float32", always_2d=True)
-    wave = wave.mean(1)
-    if rate != SAMPLE_RATE:
-        wave = librosa.resample(wave, orig_sr=rate, target_sr=SAMPLE_RATE)
-    mel = librosa.feature.melspectrogram(y=wave, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
-    out = np.full((n_mels, frames), np.log(floor), np.float32)
-    logs = np.log(mel + floor)[:, :frames]
-    out[:, : logs.shape[1]] = logs
-    return out
-
-
-def byte_ids(text: str, length: int, pad: int) -> np.ndarray:
-    """UTF-8 bytes as token ids (byte b is b + 1), cropped or right-padded to ``length``."""
-    ids = np.frombuffer(text.encode()[:length], np.uint8).astype(np.int64) + 1
-    return np.pad(ids, (0, length - len(ids)), constant_values=pad)
 
 
 def _memo(fn: Callable):
@@ -78,6 +59,8 @@ def _with_labels(arrays: dict[str, np.ndarray], rows: list[Row], info: dict) -> 
 
 class EmbeddedFeaturizer:
     """Deterministic preprocessing only; no learned weights."""
+
+    builder = "symile-m3"  # the datasets it reads
 
     def __init__(self, layout: EmbeddedLayout = EMBEDDED):
         self.layout = layout
@@ -108,6 +91,8 @@ class EmbeddedFeaturizer:
 
 class PaperFeaturizer:
     """The paper's frozen encoders through `transformers`; model names may be local paths."""
+
+    builder = "symile-m3"
 
     def __init__(self, image: str = "openai/clip-vit-large-patch14", audio: str = "openai/whisper-large-v3",
                  text: str = "FacebookAI/xlm-roberta-large", text_len: int = PAPER_TEXT_LEN, tokenizer=None, device: str | None = None):
@@ -159,8 +144,12 @@ class PaperFeaturizer:
         return out
 
 
-#: Featurizers by name; the name is part of the cache key.
-FEATURIZERS: dict[str, Callable[..., object]] = {"embedded": EmbeddedFeaturizer, "paper": PaperFeaturizer}
+#: Featurizers by name; the name is part of the cache key, and each reads the datasets of its ``builder``.
+FEATURIZERS: dict[str, Callable[..., object]] = {
+    "embedded": EmbeddedFeaturizer,
+    "paper": PaperFeaturizer,
+    AV_ENCODER: AudioVisualFeaturizer,
+}
 
 
 def featurize(data_dir, encoder: str, split: str, out=None, featurizer=None, **loader) -> Path:
@@ -168,12 +157,18 @@ def featurize(data_dir, encoder: str, split: str, out=None, featurizer=None, **l
     path = cache_path(data_dir, encoder, split, out)
     if path.is_file():
         return path
-    return write_split(data_dir, encoder, split, featurizer or _featurizer(encoder), out, **loader)
+    return write_split(data_dir, encoder, split, featurizer or _featurizer(data_dir, encoder), out, **loader)
 
 
-def _featurizer(encoder: str):
+def _featurizer(data_dir, encoder: str):
+    """A new featurizer by name, once the dataset is known to be of the kind it reads."""
     if encoder not in FEATURIZERS:
         raise SystemExit(f"unknown encoder {encoder!r}; known: {', '.join(sorted(FEATURIZERS))}")
+    built, reads = load_manifest(data_dir)["builder"], FEATURIZERS[encoder].builder
+    if built != reads:
+        fitting = sorted(name for name, f in FEATURIZERS.items() if f.builder == built)
+        raise SystemExit(f"encoder {encoder!r} reads {reads} datasets, and {data_dir} is a {built} dataset; "
+                         f"its encoders: {', '.join(fitting) or 'none'}")
     return FEATURIZERS[encoder]()
 
 
@@ -186,5 +181,5 @@ def featurize_all(data_dir, encoder: str, out=None, featurizer=None, **loader) -
     """Every split of the dataset; one featurizer (one model load) serves them all."""
     splits = sorted(load_manifest(data_dir)["splits"])
     if featurizer is None and any(not cache_path(data_dir, encoder, s, out).is_file() for s in splits):
-        featurizer = _featurizer(encoder)
+        featurizer = _featurizer(data_dir, encoder)
     return [featurize(data_dir, encoder, s, out, featurizer, **loader) for s in splits]

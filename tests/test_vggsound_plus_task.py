@@ -191,3 +191,13 @@ def test_bench_options_name_the_folder_and_need_both_splits():
     assert list(configs) == ["my_index"] and configs["my_index"].source == "dir:/clips" and configs["my_index"].limit == 5
     with pytest.raises(SystemExit, match="train and scores on test"):
         task.bench_configs(["--index", "x.csv", "--splits", "test"])
+
+
+def test_featurize_command_writes_the_cache_the_task_reads(data, tmp_path, run_cli):
+    run_cli("polymodal", "featurize", "--data", data, "--encoder", ENCODER, "--out", tmp_path, "--no-progress")
+    for split in ("train", "test"):
+        assert cache_path(data, ENCODER, split, tmp_path).read_bytes() == cache_path(data, ENCODER, split).read_bytes()
+    wrong = run_cli("polymodal", "featurize", "--data", data, "--encoder", "embedded", "--out", tmp_path / "m3",
+                    check=False)
+    assert wrong.returncode != 0 and not (tmp_path / "m3").exists()
+    assert "reads symile-m3 datasets" in wrong.stderr and "its encoders: av-embedded" in wrong.stderr
