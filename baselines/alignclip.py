@@ -104,10 +104,16 @@ def semantic_encoder(spec: str):
 # Losses.
 
 
-def imsep_loss(x: Tensor, t: Tensor, semantic: Tensor, scale: Tensor | float, rows: slice | None = None) -> Tensor:
+def semantic_distance(semantic: Tensor, rows: slice, dtype: torch.dtype) -> Tensor:
+    """D = 1 − Ŝ·Ŝᵀ over ``rows`` against every row, Ŝ the unit ``semantic`` rows (the diagonal is left to IMSep)."""
+    unit = F.normalize(semantic.to(dtype), dim=-1)
+    return 1 - unit[rows] @ unit.T
+
+
+def imsep_loss(x: Tensor, t: Tensor, distance: Tensor, scale: Tensor | float, rows: slice | None = None) -> Tensor:
     """IMSep of modality ``x`` against its paired texts ``t``: CE(s·M, arange) over ``rows``, where
 
-        M = (x·xᵀ) ⊙ D + diag(x·tᵀ),   D = 1 − Ŝ·Ŝᵀ with a zero diagonal,   Ŝ = the unit ``semantic`` rows.
+        M = (x·xᵀ) ⊙ D + diag(x·tᵀ),   D = :func:`semantic_distance` with a zero diagonal.
 
     Samples of x repel each other in proportion to their texts' semantic distance, and
     each competes with its own paired cross-modal similarity. The diagonal of M is set to
@@ -117,8 +123,7 @@ def imsep_loss(x: Tensor, t: Tensor, semantic: Tensor, scale: Tensor | float, ro
     """
     rows = _local(rows, len(x))
     labels = torch.arange(rows.start, rows.stop, device=x.device)
-    unit = F.normalize(semantic.to(x.dtype), dim=-1)
-    logits = (x[rows] @ x.T) * (1 - unit[rows] @ unit.T)
+    logits = (x[rows] @ x.T) * distance
     paired = (x[rows] * t[rows]).sum(-1)
     logits = logits.index_put((labels - rows.start, labels), paired)
     return F.cross_entropy(scale * logits, labels)
@@ -146,13 +151,14 @@ def alignclip_loss(
         return total
     separate_others, separate_text = IMSEP_SIDES[sides]
     t = embeddings[text]
+    distance = semantic_distance(semantic, _local(rows, len(t)), t.dtype)  # one N×N product for every term
     for k, x in enumerate(embeddings):
         if k == text:
             continue
         if separate_others:
-            total = total + beta * imsep_loss(x, t, semantic, scale, rows)
+            total = total + beta * imsep_loss(x, t, distance, scale, rows)
         if separate_text:
-            total = total + beta * imsep_loss(t, x, semantic, scale, rows)
+            total = total + beta * imsep_loss(t, x, distance, scale, rows)
     return total
 
 

@@ -27,8 +27,19 @@ ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"linear_l2": linear_l2_enco
                                                  "hf-synergy": hf_synergy_encoders}
 
 
-def build_encoders(family: str, inputs: dict[str, int], d_model: int, options: dict | None = None) -> nn.ModuleDict:
-    """The encoders of family ``family`` of :data:`ENCODERS`, one per modality of ``inputs``."""
+def build_encoders(family: str, inputs: dict[str, int], d_model: int, options: dict | None = None,
+                   projects: bool = False) -> nn.ModuleDict:
+    """The encoders of family ``family`` of :data:`ENCODERS`, one per modality of ``inputs``.
+
+    A family may give its own width (``out_features``: hf-synergy's backbones); only a model
+    that ``projects`` from it to ``d_model`` can use those, so any other model is refused here
+    rather than failing at its first matrix product.
+    """
     if family not in ENCODERS:
         raise ValueError(f"unknown encoders {family!r}; known: {sorted(ENCODERS)}")
-    return ENCODERS[family](inputs, d_model, **(options or {}))
+    encoders = ENCODERS[family](inputs, d_model, **(options or {}))
+    widths = {m: getattr(e, "out_features", d_model) for m, e in encoders.items()}
+    if not projects and set(widths.values()) != {d_model}:
+        raise ValueError(f"encoders {family!r} give widths {widths}, not d_model={d_model}; only a model that "
+                         "projects them (synergy-clip) can use them")
+    return encoders

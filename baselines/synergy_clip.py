@@ -82,7 +82,7 @@ class SynergyClip(ContrastiveModel):
         if len(inputs) != 3:
             raise ValueError(f"Synergy-CLIP pairs exactly three modalities, got {list(inputs)}")
         self.modalities = tuple(inputs)
-        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options)
+        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options, projects=True)
         self.projections = nn.ModuleDict({
             m: nn.Linear(getattr(self.encoders[m], "out_features", d_model), d_model, bias=False) for m in inputs
         })

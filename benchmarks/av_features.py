@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from baselines.layouts import AUDIO_VISUAL, AudioVisualLayout
-from benchmarks.feature_cache import Row, cache_path, read_cache, write_split
+from benchmarks.feature_cache import Row, cached_split, read_cache
 from benchmarks.preprocess import SAMPLE_RATE, byte_ids, log_mel
 from builders.vgg_media import CLIP_SECONDS
 
@@ -73,10 +73,7 @@ def clip_hash(meta: dict) -> int:
 
 def featurize(data_dir, split: str, out=None, featurizer: AudioVisualFeaturizer | None = None, **loader) -> Path:
     """The cache file of (data_dir, split), computing it only if absent; ``loader``: workers, seed, progress."""
-    path = cache_path(data_dir, ENCODER, split, out)
-    if path.is_file():
-        return path
-    return write_split(data_dir, ENCODER, split, featurizer or AudioVisualFeaturizer(), out, **loader)
+    return cached_split(data_dir, ENCODER, split, lambda: featurizer or AudioVisualFeaturizer(), out, **loader)
 
 
 def load_features(data_dir, split: str, out=None, layout: AudioVisualLayout = AUDIO_VISUAL) -> dict[str, np.ndarray]:

@@ -110,35 +110,39 @@ def _save(arrays: dict[str, np.ndarray], path: Path, metadata: dict[str, str] | 
 def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """A cache file's arrays and the info its featurizer recorded."""
     from safetensors import safe_open
-    from safetensors.numpy import load_file
 
     with safe_open(str(path), "np") as f:
         written = json.loads((f.metadata() or {}).get(META, "null"))
-    if written is None:
-        raise SystemExit(f"{path} was written by an older polymodal; delete it to recompute")
-    return load_file(str(path)), written["info"]
+        if written is None:
+            raise SystemExit(f"{path} was written by an older polymodal; delete it to recompute")
+        return {k: f.get_tensor(k) for k in f.keys()}, written["info"]
 
 
-def write_split(data_dir, encoder: str, split: str, featurizer, out=None, *, workers: int = 0, seed: int = 0,
-                progress: bool = False) -> Path:
-    """Compute the cache file of (data_dir, encoder, split), resuming from its pieces.
+def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[], object], out=None, *,
+                 workers: int = 0, seed: int = 0, progress: bool = False) -> Path:
+    """The cache file of (data_dir, encoder, split); if absent, computed, resuming from its pieces.
 
-    ``featurizer.prepare(rows)`` maps a list of rows to arrays in the loader's
-    workers; ``featurizer.encode(arrays)``, where defined, runs on them in the
-    rank's main process. ``featurizer.info`` is stored with the file.
-    Collective under torch.distributed: every rank must call it, and every rank
-    returns once the file exists.
+    ``make_featurizer()`` is called only then. The featurizer's ``prepare(rows)``
+    maps a list of rows to arrays in the loader's workers; its ``encode(arrays)``,
+    where defined, runs on them in the rank's main process; its ``info`` is
+    stored with the file. Collective under torch.distributed: every rank must
+    call it, and every rank returns once the file exists.
     """
     import torch.distributed as dist
 
-    path = cache_path(data_dir, encoder, split, out)
+    manifest = load_manifest(data_dir)
+    path = cache_root(out) / manifest["dataset_id"] / encoder / f"{split}.safetensors"
+    if path.is_file():
+        return path
+    featurizer = make_featurizer()
     parts = path.with_suffix(".parts")
-    shards = _featurize_shards(data_dir, split, parts, featurizer, workers=workers, seed=seed, progress=progress)
+    shards = [{**s, "url": str(Path(data_dir) / s["path"])} for s in manifest["shards"] if s["split"] == split]
+    _featurize_shards(shards, split, parts, featurizer, workers=workers, seed=seed, progress=progress)
     distributed = dist.is_available() and dist.is_initialized()
     if distributed:
         dist.barrier()  # every rank's pieces are written
     if not distributed or dist.get_rank() == 0:
-        meta = {"encoder": encoder, "dataset_id": load_manifest(data_dir)["dataset_id"], "info": featurizer.info}
+        meta = {"encoder": encoder, "dataset_id": manifest["dataset_id"], "info": featurizer.info}
         _save(_join(shards, parts, data_dir, split), path, {META: json.dumps(meta, sort_keys=True)})
         shutil.rmtree(parts)
     if distributed:
@@ -146,18 +150,17 @@ def write_split(data_dir, encoder: str, split: str, featurizer, out=None, *, wor
     return path
 
 
-def _featurize_shards(data_dir, split: str, parts: Path, featurizer, *, workers: int, seed: int,
-                      progress: bool) -> list[dict]:
-    """Write the pieces of this rank's shards that are not written yet; return all of the split's shards."""
+def _featurize_shards(shards: list[dict], split: str, parts: Path, featurizer, *, workers: int, seed: int,
+                      progress: bool) -> None:
+    """Write the pieces of this rank's shards that are not written yet."""
     import torch
     import webdataset as wds
     from tqdm import tqdm
 
-    shards = [{**s, "url": str(Path(data_dir) / s["path"])} for s in load_manifest(data_dir)["shards"] if s["split"] == split]
     parts.mkdir(parents=True, exist_ok=True)
     todo = {s["url"]: s for s in node_shards(shards, seed) if not _piece(parts, s).is_file()}
     if not todo:
-        return shards
+        return
     pipeline = wds.DataPipeline(wds.SimpleShardList(list(todo)), wds.split_by_worker,
                                 functools.partial(_prepared, prepare=featurizer.prepare, batch=BATCH))
     loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers, collate_fn=_as_is)
@@ -174,7 +177,6 @@ def _featurize_shards(data_dir, split: str, parts: Path, featurizer, *, workers:
             _save(joined, _piece(parts, todo[item["url"]]))
             del pending[item["url"]]
             bar.update()
-    return shards
 
 
 def _join(shards: list[dict], parts: Path, data_dir, split: str) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ Encoders (FEATURIZERS):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -27,7 +28,7 @@ from baselines.m3_encoders import EMBEDDED, EmbeddedLayout
 from benchmarks.data import load_manifest
 from benchmarks.av_features import ENCODER as AV_ENCODER
 from benchmarks.av_features import AudioVisualFeaturizer
-from benchmarks.feature_cache import Row, cache_path, read_cache, write_split
+from benchmarks.feature_cache import Row, cached_split, read_cache
 from benchmarks.preprocess import SAMPLE_RATE, byte_ids, log_mel
 
 MODALITIES = ("image", "audio", "text")
@@ -154,10 +155,7 @@ FEATURIZERS: dict[str, Callable[..., object]] = {
 
 def featurize(data_dir, encoder: str, split: str, out=None, featurizer=None, **loader) -> Path:
     """The cache file of (data_dir, encoder, split), computing it only if absent; ``loader``: workers, seed, progress."""
-    path = cache_path(data_dir, encoder, split, out)
-    if path.is_file():
-        return path
-    return write_split(data_dir, encoder, split, featurizer or _featurizer(data_dir, encoder), out, **loader)
+    return cached_split(data_dir, encoder, split, lambda: featurizer or _featurizer(data_dir, encoder), out, **loader)
 
 
 def _featurizer(data_dir, encoder: str):
@@ -178,8 +176,6 @@ def load_features(data_dir, encoder: str, split: str, out=None) -> tuple[dict[st
 
 
 def featurize_all(data_dir, encoder: str, out=None, featurizer=None, **loader) -> list[Path]:
-    """Every split of the dataset; one featurizer (one model load) serves them all."""
-    splits = sorted(load_manifest(data_dir)["splits"])
-    if featurizer is None and any(not cache_path(data_dir, encoder, s, out).is_file() for s in splits):
-        featurizer = _featurizer(data_dir, encoder)
-    return [featurize(data_dir, encoder, s, out, featurizer, **loader) for s in splits]
+    """Every split of the dataset; one featurizer (one model load), made only if a split is missing, serves them all."""
+    make = functools.cache(lambda: featurizer or _featurizer(data_dir, encoder))
+    return [cached_split(data_dir, encoder, s, make, out, **loader) for s in sorted(load_manifest(data_dir)["splits"])]

@@ -80,8 +80,11 @@ def test_gap_evaluation_averages_draws_with_a_standard_error():
     draws = [{m: torch.randn(20, 4, generator=g) for m in "abc"} for _ in range(3)]
     several, one = gap_evaluation(draws), gap_evaluation(draws[:1])
     assert set(several) == set(one) and "gap_centroid/a-b" in one and "uniformity/c" in one and "alignment/b-c" in one
-    assert all(v["n"] == 3 and v["stderr"] >= 0 for v in several.values())
     assert all(v["n"] == 20 and "stderr" not in v for v in one.values())
+    for name, v in several.items():
+        values = torch.tensor([gap_evaluation([d])[name]["value"] for d in draws], dtype=torch.float64)
+        assert v["n"] == 3 and v["value"] == pytest.approx(values.mean().item())
+        assert v["stderr"] == pytest.approx((values.std() / 3**0.5).item())  # torch's std is the n-1 one
 
 
 def test_xor_results_carry_gap_metrics_over_the_test_draws(tmp_path):

@@ -8,13 +8,8 @@ import pytest
 import torch
 
 from baselines.models import MODELS
-from benchmarks.features import (
-    EmbeddedFeaturizer,
-    cache_path,
-    featurize,
-    featurize_all,
-    load_features,
-)
+from benchmarks.feature_cache import cache_path
+from benchmarks.features import EmbeddedFeaturizer, featurize, featurize_all, load_features
 from benchmarks.runs import evaluate_run, train_run
 from benchmarks.tasks import load_task
 from benchmarks.tasks.base import TrainConfig

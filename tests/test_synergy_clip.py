@@ -37,16 +37,21 @@ def unit(n: int = 7, d: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
+def reconstructed_row(model: SynergyClip, e: dict[str, torch.Tensor], t: str, i: int) -> torch.Tensor:
+    """Row i of target t rebuilt from the other modalities, the bottleneck written out from the weights."""
+    block = model.reconstructors[t]
+    norm, down, _, up = block.bottleneck
+    h = sum(block.mappers[m].weight @ e[m][i] for m in model.modalities if m != t)
+    ln = (h - h.mean()) / torch.sqrt(h.var(unbiased=False) + norm.eps) * norm.weight + norm.bias
+    return h + up.weight @ F.gelu(down.weight @ ln + down.bias) + up.bias
+
+
 def reconstruction_loop(model: SynergyClip, e: dict[str, torch.Tensor], rows: range) -> float:
-    """Σ_targets mean over rows of 1 − cos, with the bottleneck written out from the weights."""
+    """Σ_targets mean over rows of 1 − cos."""
     total = 0.0
     for t in model.modalities:
-        block = model.reconstructors[t]
-        norm, down, _, up = block.bottleneck
         for i in rows:
-            h = sum(block.mappers[m].weight @ e[m][i] for m in model.modalities if m != t)
-            ln = (h - h.mean()) / torch.sqrt(h.var(unbiased=False) + norm.eps) * norm.weight + norm.bias
-            out = h + up.weight @ F.gelu(down.weight @ ln + down.bias) + up.bias
+            out = reconstructed_row(model, e, t, i)
             total += (1 - float(out @ e[t][i]) / float(out.norm() * e[t][i].norm())) / len(rows)
     return total
 
@@ -106,12 +111,9 @@ def test_fill_missing_is_the_normalised_reconstruction_the_loss_scores():
     model, e = model64(), unit()
     with torch.no_grad():
         filled = model.fill_missing({"a": e["a"], "c": e["c"]}, "b")
-    torch.testing.assert_close(filled.norm(dim=1), torch.ones(7, dtype=torch.float64))
-    # The loss's cosine term for b is exactly 1 - fill_missing · real.
-    b_only = sum(1 - float(filled[i] @ e["b"][i]) for i in range(7)) / 7
-    others = reconstruction_loop(model, e, range(7)) - b_only
-    with torch.no_grad():
-        torch.testing.assert_close(model.reconstruction_loss(e).item() - others, b_only, **TOL)
+        expected = torch.stack([F.normalize(reconstructed_row(model, e, "b", i), dim=0) for i in range(7)])
+    # The same rows whose cosine to the real b the loss scores (reconstruction_loop, checked above).
+    torch.testing.assert_close(filled, expected, **TOL)
     with pytest.raises(ValueError, match="present"):
         model.fill_missing(e, "b")
 
@@ -275,3 +277,12 @@ def test_reconstruction_of_held_out_rows_beats_the_mean_embedding():
             cosine = {k: F.cosine_similarity(v, test[target], dim=1).mean().item() for k, v in guesses.items()}
             assert accuracy["reconstructed"] > 0.5 > 0.01 > accuracy["mean"], (target, accuracy)
             assert cosine["reconstructed"] > 0.85 and cosine["reconstructed"] > cosine["mean"] + 0.2, (target, cosine)
+
+
+@pytest.mark.parametrize("name", ["clip", "symile", "alignclip", "trml"])
+def test_backbones_of_their_own_width_are_refused_by_models_that_do_not_project(name):
+    tiny = {"encoders": "hf-synergy", "encoder_options": {"size": "tiny"}}
+    with pytest.raises(ValueError, match="only a model that projects them"):
+        MODELS[name](AUDIO_VISUAL.inputs(), d_model=8, **tiny)
+    assert MODELS["synergy-clip"](AUDIO_VISUAL.inputs(), d_model=8, **tiny).encode(
+        "text", torch.zeros(2, AUDIO_VISUAL.inputs()["text"], dtype=torch.long)).shape == (2, 8)

@@ -15,7 +15,7 @@ import benchmarks.av_features as av_features
 from baselines.layouts import AudioVisualLayout
 from baselines.models import MODELS, ReferenceModel
 from benchmarks.av_features import ENCODER, load_features
-from benchmarks.features import cache_path
+from benchmarks.feature_cache import cache_path
 from benchmarks.tasks import load_task
 from benchmarks.tasks.vggsound_plus import MIN_VAL, MODALITIES, VAL_FRACTION, validation_mask
 from builders.manifest import load_manifest
