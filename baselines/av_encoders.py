@@ -29,7 +29,7 @@ class Head(nn.Module):
 
 
 def _rgb_cnn(layout: AudioVisualLayout, width: int) -> tuple[nn.Module, int]:
-    # Three conv-pool stages take 32 px to 4 px; average pooling then keeps it cheap whatever the side.
+    # Two conv-pool stages take 32 px to 8 px, a third conv mixes there; average pooling keeps it cheap whatever the side.
     body = nn.Sequential(
         Unflatten(layout.channels, layout.image_side, layout.image_side),
         nn.Conv2d(layout.channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.GELU(), nn.MaxPool2d(2),

@@ -5,7 +5,8 @@ Submitting a model
 A model is an ``nn.Module`` that implements :class:`ContrastiveModel`. Subclassing
 it is easiest, but any class with the same methods is accepted. Name it by import
 path, ``"package.module:ClassName"``, wherever a model name is expected (see
-:func:`resolve_model`); the reference models are simply ``"clip"`` and ``"symile"``.
+:func:`resolve_model`); the reference models go by their registered names, ``"clip"``,
+``"symile"``, ``"alignclip"``, ``"synergy-clip"`` and ``"trml"``.
 
 Construction
     ``Model(inputs, **config)``. ``inputs`` maps each modality name to its input
@@ -47,7 +48,10 @@ Construction
     fall back to mean imputation.
 
 ``forward`` (provided by :class:`ContrastiveModel`) embeds a dict of batches, so
-that a DDP-wrapped model can be called as usual.
+that a DDP-wrapped model can be called as usual. Training calls it, so a model may
+override it to add loss inputs of its own under extra keys (AlignCLIP adds its texts'
+frozen semantic rows as ``"text:semantic"``); they are gathered across ranks like the
+embeddings and reach ``loss`` in the same dict.
 
 Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymile``::
 

@@ -32,3 +32,26 @@ class AudioVisualLayout:
 
 
 AUDIO_VISUAL = AudioVisualLayout()
+
+
+@dataclass(frozen=True)
+class EmbeddedLayout:
+    """The shapes the `embedded` featurizer writes and the `m3-embedded` encoders read."""
+
+    image_side: int = 16  # grayscale pixels per side
+    n_mels: int = 32
+    frames: int = 48  # log-mel frames, padded or cropped (about 0.77 s at 16 kHz, hop 256)
+    text_len: int = 128  # UTF-8 bytes, padded or cropped
+    pad: int = 0  # byte b is token b + 1
+    missing_token: int = 257
+
+    @property
+    def vocab(self) -> int:
+        return self.missing_token + 1
+
+    def inputs(self) -> dict[str, int]:
+        """The ``inputs`` a model over this layout is built with: image and audio carry a missing flag last."""
+        return {"image": self.image_side**2 + 1, "audio": self.n_mels * self.frames + 1, "text": self.text_len}
+
+
+EMBEDDED = EmbeddedLayout()

@@ -15,28 +15,10 @@ Two families, by the features they read (see benchmarks.features):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-
-@dataclass(frozen=True)
-class EmbeddedLayout:
-    """The shapes the `embedded` featurizer writes and the `m3-embedded` encoders read."""
-
-    image_side: int = 16  # grayscale pixels per side
-    n_mels: int = 32
-    frames: int = 48  # log-mel frames, padded or cropped (about 0.77 s at 16 kHz, hop 256)
-    text_len: int = 128  # UTF-8 bytes, padded or cropped
-    pad: int = 0  # byte b is token b + 1
-    missing_token: int = 257
-
-    @property
-    def vocab(self) -> int:
-        return self.missing_token + 1
-
-
-EMBEDDED = EmbeddedLayout()
+from .layouts import EMBEDDED, EmbeddedLayout
 
 
 class FlaggedHead(nn.Module):
@@ -132,7 +114,7 @@ def _audio_conv(layout: EmbeddedLayout, width: int) -> tuple[nn.Module, int]:
 
 
 def embedded_encoders(inputs: dict[str, int], d_model: int, width: int = 32, layout: EmbeddedLayout = EMBEDDED) -> nn.ModuleDict:
-    expected = {"image": layout.image_side**2 + 1, "audio": layout.n_mels * layout.frames + 1, "text": layout.text_len}
+    expected = layout.inputs()
     if inputs != expected:
         raise ValueError(f"m3-embedded encoders read {expected}, got {inputs}")
     return nn.ModuleDict({

@@ -157,10 +157,10 @@ class Trml(ContrastiveModel):
         None (the caller imputes the mean) where "concat" fusion lacks one of its sources."""
         if target in present:
             raise ValueError(f"target {target!r} is present")
-        sources = [m for m in self.modalities if m != target]
-        if not self.generators[target].fusion.partial and any(m not in present for m in sources):
+        generator = self.generators[target]
+        if not generator.fusion.partial and not set(generator.sources) <= present.keys():
             return None
-        return self.generators[target](present)
+        return generator(present)
 
     def card(self) -> dict:
         return card_of(self, "trml", self._config)

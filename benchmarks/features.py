@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.m3_encoders import EMBEDDED, EmbeddedLayout
+from baselines.layouts import EMBEDDED, EmbeddedLayout
 from benchmarks.data import load_manifest
 from benchmarks.av_features import ENCODER as AV_ENCODER
 from benchmarks.av_features import AudioVisualFeaturizer

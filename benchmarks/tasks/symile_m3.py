@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 import torch
 
-from baselines.m3_encoders import EMBEDDED
+from baselines.layouts import EMBEDDED
 from benchmarks.features import MODALITIES, PAPER_TEXT_LEN, load_features
 from benchmarks.gap import embed, gap_evaluation
 from benchmarks.retrieval import topk
@@ -34,7 +34,7 @@ SETS_BY_SIZE = {str(len(langs)): name for name, langs in LANGUAGE_SETS.items()}
 BOOTSTRAP, BOOTSTRAP_SEED = 1000, 0
 #: Model input widths per featurizer: image and audio carry a missing flag as a last column.
 INPUTS = {
-    "embedded": {"image": EMBEDDED.image_side**2 + 1, "audio": EMBEDDED.n_mels * EMBEDDED.frames + 1, "text": EMBEDDED.text_len},
+    "embedded": EMBEDDED.inputs(),
     "paper": {"image": 1024 + 1, "audio": 1280 + 1, "text": PAPER_TEXT_LEN},
 }
 
