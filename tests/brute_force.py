@@ -20,3 +20,8 @@ def infonce_loop(x, y, scale: float, rows: range) -> float:
             logits = [scale * float(u[i] @ v[j]) for j in range(len(v))]
             total -= logits[i] - math.log(sum(math.exp(l) for l in logits))
     return total / (2 * len(rows))
+
+
+def sharded_mean(loss_of_rows, parts: list[slice], n: int):
+    """Σ over rank shards of ``loss_of_rows(part)`` weighted by its share of the n rows: what DDP's averaging gives."""
+    return sum(loss_of_rows(p) * (p.stop - p.start) / n for p in parts)

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests that kill a job and check that it resumes."""
+"""Helpers shared by the tests: the repository root, the five reference models, killing a job, reading shards."""
 
 import os
 import signal
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The reference models every task must run (docs/compatibility.md).
+FIVE = ("clip", "symile", "synergy-clip", "alignclip", "trml")
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:

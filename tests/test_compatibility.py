@@ -1,10 +1,9 @@
-"""docs/compatibility.md: every model x task cell it says runs does, on a tiny batch through the harness's loss;
-every cell it says does not, fails; and it lists exactly the registered tasks and the five models."""
+"""docs/compatibility.md: every model x task cell runs, as it says, on a tiny batch through the harness's loss;
+and it lists exactly the registered tasks and the five models."""
 
 import itertools
 import re
 from contextlib import nullcontext
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,13 +11,12 @@ import torch
 from baselines.models import MODELS
 from benchmarks.tasks import TASKS, load_task
 from benchmarks.training import batch_loss
+from tests.helpers import FIVE, ROOT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "compatibility.md"
-FIVE = ("clip", "symile", "synergy-clip", "alignclip", "trml")
+DOC = ROOT / "docs" / "compatibility.md"
 ROWS = 6
-
 
 
 def doc_matrix() -> dict[tuple[str, str], bool]:
@@ -86,9 +84,7 @@ def test_the_doc_lists_every_registered_task_and_the_five_models():
 
 
 @pytest.mark.parametrize(("model", "task"), sorted(doc_matrix()))
-def test_each_cell_does_what_the_doc_says(model, task):
-    if doc_matrix()[model, task]:
-        run_cell(model, task)
-    else:
-        with pytest.raises(Exception):  # noqa: B017 - a cell that does not run may fail in any way
-            run_cell(model, task)
+def test_each_cell_runs_as_the_doc_says(model, task):
+    # Every cell says it runs; a cell that says otherwise needs a test of how it is refused.
+    assert doc_matrix()[model, task], f"{model} on {task}: the doc says it does not run"
+    run_cell(model, task)

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +20,8 @@ from benchmarks.tasks.vggsound_plus import MIN_VAL, MODALITIES, VAL_FRACTION, va
 from builders.manifest import load_manifest
 from builders.vgg_index import class_index
 from leaderboard.schema import validate_result
+from tests.helpers import FIVE, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-#: The models the issue asks for; the bench runs those registered by now.
-FIVE = ("clip", "symile", "synergy-clip", "alignclip", "trml")
-PRESENT = [m for m in FIVE if m in MODELS]
 CLASSES = {"dog barking": "0x803020", "playing piano": "0x208030", "bird chirping, tweeting": "0x203080"}
 TONES = (330, 550, 770)  # clips of a class share its colour and differ in tone
 ROWS_PER_CLASS = {"train": 6, "test": 2}
@@ -64,7 +60,7 @@ def clips(tmp_path_factory):
 def bench(clips, tmp_path_factory):
     """`polymodal bench` over every present model, in a subprocess as a user runs it; its folder."""
     out = tmp_path_factory.mktemp("bench")
-    args = ["bench", "--task", "vggsound-plus", "--models", ",".join(PRESENT), "--out", out, "--no-progress",
+    args = ["bench", "--task", "vggsound-plus", "--models", ",".join(FIVE), "--out", out, "--no-progress",
             "--index", clips / "index.csv", "--media-dir", clips, "--frame-size", "32", "--classes", *CLASSES]
     # One thread: on batches this small more only add synchronisation, which costs seconds on a shared 2-core box.
     env = {**os.environ, "POLYMODAL_FEATURES": str(out / "features"), "OMP_NUM_THREADS": "1"}
@@ -85,12 +81,12 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
     assert board["rejected"] == []
     (task,) = board["tasks"].values()
     assert task["primary_metric"] == "zeroshot/image_audio/acc1" and task["name"] == "vggsound-plus"
-    assert len(task["entries"]) == len(PRESENT)
+    assert len(task["entries"]) == len(FIVE)
     assert task["datasets"][0]["references"] == {"chance": pytest.approx(1 / 3)}
     report = (bench / "report" / "report.md").read_text()
     assert "vggsound-plus (version 1.0)" in report
     assert task["datasets"][0]["label"] == "6 test clips, 3 classes, template captions"
-    for model in PRESENT:
+    for model in FIVE:
         result = json.loads((bench / "results" / "vggsound-plus" / "index" / f"{model}.json").read_text())
         validate_result(result)
         metrics = result["metrics"]
