@@ -4,18 +4,15 @@ of "virtual" embeddings that stand in for a missing modality."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoders import build_encoders
-from .interface import ContrastiveModel, card_of
-from .logit_scale import LogitScale
+from .interface import card_of
 from .losses import infonce
-from .objectives import OBJECTIVES
+from .reference import ReferenceModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,15 +50,15 @@ class Generator(nn.Module):
         return F.normalize(self.mlp(self.fusion.combine(parts)), dim=-1)
 
 
-class Trml(ContrastiveModel):
+class Trml(ReferenceModel):
     """TRML: a base contrastive objective plus a semantic matching loss on generated embeddings.
 
-    Encoders: one per modality from the family ``encoders`` of :data:`ENCODERS`, with one
-    learned logit scale, as in the reference CLIP and Symile models.
+    The reference CLIP or Symile model (``objective``; every option of
+    :class:`~baselines.reference.ReferenceModel` applies, temperature and swap_p included)
+    with a generator per modality on top.
 
     Loss: L = L_task + α·L_sml, where
-        L_task  the base objective ``objective`` of :data:`OBJECTIVES` (``objective_options``
-                go to it, e.g. ``negatives="n_squared"`` for Symile), on the batch;
+        L_task  the reference model's loss, on the batch;
         L_sml   Σ over target modalities t of the symmetric InfoNCE at the fixed temperature
                 τ = ``sml_temperature`` between G_t's generated embeddings and the real embeddings of t.
 
@@ -87,50 +84,26 @@ class Trml(ContrastiveModel):
         inputs: dict[str, int],
         objective: str = "clip",
         d_model: int = 16,
-        encoders: str = "linear_l2",
-        encoder_options: dict | None = None,
-        logit_scale_init: float = math.log(1 / 0.07),
         alpha: float = 1.0,
         sml_temperature: float = 0.07,
         fusion: str = "mean",
-        **objective_options,
+        **reference_options,
     ):
-        super().__init__()
-        if objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVES)}")
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; known: {sorted(FUSIONS)}")
         if len(inputs) < 2:
             raise ValueError(f"TRML needs at least two modalities, got {list(inputs)}")
-        self.modalities = tuple(inputs)
-        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options)
-        self.logit_scale = LogitScale(logit_scale_init)
-        self.objective = OBJECTIVES[objective](**objective_options)
+        super().__init__(inputs, objective, d_model, **reference_options)
         self.generators = nn.ModuleDict({
             t: Generator(tuple(m for m in self.modalities if m != t), d_model, FUSIONS[fusion]) for t in self.modalities
         })
         self.alpha, self.sml_temperature = alpha, sml_temperature
-        self._config = {
-            "objective": objective,
-            "d_model": d_model,
-            "encoders": encoders,
-            "encoder_options": dict(encoder_options or {}),
-            "logit_scale_init": logit_scale_init,
-            "alpha": alpha,
-            "sml_temperature": sml_temperature,
-            "fusion": fusion,
-            **dataclasses.asdict(self.objective),
-        }
-
-    def encode(self, modality: str, x: Tensor) -> Tensor:
-        return self.encoders[modality](x)
+        self._config.update(alpha=alpha, sml_temperature=sml_temperature, fusion=fusion)
 
     def task_loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        # A fixed modality order keeps Symile's permutations reproducible.
-        ordered = [embeddings[m] for m in self.modalities]
-        return self.objective.loss(ordered, self.logit_scale(), rows, generator)
+        return super().loss(embeddings, rows, generator)
 
     def matching_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
         """L_sml: Σ_t InfoNCE(G_t(others), real t) at scale 1/τ, over ``rows``.
@@ -145,12 +118,6 @@ class Trml(ContrastiveModel):
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         return self.task_loss(embeddings, rows, generator) + self.alpha * self.matching_loss(embeddings, rows)
-
-    def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
-        if target not in self.modalities or target in queries:
-            raise ValueError(f"target {target!r} must be one of {self.modalities} and not a query")
-        ordered = [queries[m] for m in self.modalities if m in queries]
-        return self.objective.score(ordered, candidates, self.logit_scale())
 
     def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor | None:
         """G_target's virtual embedding of ``target`` from the present modalities' embeddings;
