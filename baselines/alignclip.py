@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .encoders import build_encoders
-from .interface import ContrastiveModel, card_of
+from .interface import ContrastiveModel, card_of, ordered_queries
 from .logit_scale import LogitScale
 from .losses import _local, clip_loss
 from .scoring import clip_scores
@@ -288,10 +288,7 @@ class AlignClip(ContrastiveModel):
         )
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
-        if target not in self.modalities or target in queries:
-            raise ValueError(f"target {target!r} must be one of {self.modalities} and not a query")
-        ordered = [queries[m] for m in self.modalities if m in queries]
-        return clip_scores(ordered, candidates, self.logit_scale())
+        return clip_scores(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())
 
     def card(self) -> dict:
         return card_of(self, "alignclip", self._config)

@@ -126,3 +126,11 @@ class ContrastiveModel(nn.Module, abc.ABC):
 def card_of(model: nn.Module, name: str, config: dict) -> dict:
     """A card as :meth:`ContrastiveModel.card` returns it: the parameters are counted, the config copied."""
     return {"name": name, "parameters": sum(p.numel() for p in model.parameters()), "config": dict(config)}
+
+
+def ordered_queries(modalities: tuple[str, ...], queries: dict[str, Tensor], target: str) -> list[Tensor]:
+    """The query embeddings in the model's modality order, once ``target`` is known to be one of
+    ``modalities`` and not a query, and there is a query: the check every reference ``score`` makes."""
+    if target not in modalities or target in queries or not queries:
+        raise ValueError(f"target {target!r} must be one of {modalities} and not a query, with queries")
+    return [queries[m] for m in modalities if m in queries]

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .encoders import build_encoders
-from .interface import ContrastiveModel, card_of
+from .interface import ContrastiveModel, card_of, ordered_queries
 from .logit_scale import TEMPERATURES
 from .objectives import OBJECTIVES, swap_modalities
 
@@ -85,10 +85,7 @@ class ReferenceModel(ContrastiveModel):
         return self.objective.loss(ordered, scale, rows, generator)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
-        if target not in self.modalities or target in queries:
-            raise ValueError(f"target {target!r} must be one of {self.modalities} and not a query")
-        ordered = [queries[m] for m in self.modalities if m in queries]
-        return self.objective.score(ordered, candidates, self.logit_scale())
+        return self.objective.score(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())
 
     def card(self) -> dict:
         return card_of(self, self._config["objective"], self._config)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .encoders import build_encoders
-from .interface import ContrastiveModel, card_of
+from .interface import ContrastiveModel, card_of, ordered_queries
 from .logit_scale import LogitScale
 from .losses import infonce
 
@@ -136,8 +136,7 @@ class SynergyClip(ContrastiveModel):
         return self.contrastive_loss(embeddings, rows) + self.recon_weight * self.reconstruction_loss(embeddings, rows)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
-        if target not in self.modalities or target in queries or not queries:
-            raise ValueError(f"target {target!r} must be one of {self.modalities} and not a query, with queries")
+        ordered_queries(self.modalities, queries, target)  # checks only: each query has its own pair scale
         return sum(self.pair_scale(q, target) * (e @ candidates.T) for q, e in queries.items())
 
     def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor:
