@@ -5,7 +5,7 @@ STAMP := .setup.stamp
 
 # `setup` re-runs only when the install recipe changes; `make -B setup` forces it.
 setup: $(STAMP)
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml setup.py scripts/setup.sh
 	PYTHON=$(PYTHON) bash scripts/setup.sh
 	touch $(STAMP)
 

@@ -57,7 +57,7 @@ Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymi
 
     import torch.nn.functional as F
     from torch import nn
-    from baselines import ContrastiveModel, LogitScale, mip_scores, symile_loss
+    from polymodal.baselines import ContrastiveModel, LogitScale, mip_scores, symile_loss
 
     class MlpSymile(ContrastiveModel):
         def __init__(self, inputs, width=64):

@@ -18,7 +18,7 @@ CARD_FIELDS = {"name", "revision", "license", "training_data"}  # what a submitt
 
 
 def add_commands(subparsers) -> None:
-    from benchmarks.tasks import TASKS
+    from polymodal.benchmarks.tasks import TASKS
 
     tasks = sorted(TASKS)
 
@@ -118,7 +118,7 @@ def _add_run_arguments(parser, tasks) -> None:
 def _train_config(task_name: str, args):
     import dataclasses
 
-    from benchmarks.tasks import load_task
+    from polymodal.benchmarks.tasks import load_task
 
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay") if getattr(args, k, None) is not None}
     overrides.update({k: True for k in ("amp", "compile") if getattr(args, k, False)})
@@ -126,7 +126,7 @@ def _train_config(task_name: str, args):
 
 
 def _train(args) -> int:
-    from benchmarks.runs import train_run
+    from polymodal.benchmarks.runs import train_run
 
     _join_torchrun()
     record = train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
@@ -161,14 +161,14 @@ def _print_metrics(result: dict) -> None:
 
 
 def _eval(args) -> int:
-    from benchmarks.runs import evaluate_run
+    from polymodal.benchmarks.runs import evaluate_run
 
     _print_metrics(evaluate_run(args.run, args.out))
     return 0
 
 
 def _submit(args) -> int:
-    from benchmarks.runs import RESULT, evaluate_run, train_run
+    from polymodal.benchmarks.runs import RESULT, evaluate_run, train_run
 
     card = json.loads(args.card.read_text())
     unknown = set(card) - CARD_FIELDS
@@ -179,7 +179,7 @@ def _submit(args) -> int:
     result = evaluate_run(args.out)
     _print_metrics(result)
     if args.results:
-        from benchmarks.results import write_result
+        from polymodal.benchmarks.results import write_result
 
         write_result(result, args.results / f"{_folder(result['model']['name'])}-{result['dataset']['id']}.json")
     print(f"result: {args.out / RESULT}")
@@ -195,13 +195,13 @@ def bench(task_name: str, models: list[str], out: Path, dataset_args: list[str],
     """Build, train, score and rank; every step resumes where a previous call stopped."""
     import dataclasses
 
-    from benchmarks.runs import RESULT, evaluate_run, train_run
-    from benchmarks.results import write_result
-    from benchmarks.tasks import load_task
-    from builders import BUILDERS
-    from builders.runner import build
-    from leaderboard.aggregate import build_leaderboard, write_leaderboard
-    from leaderboard.report import format_table, write_report
+    from polymodal.benchmarks.runs import RESULT, evaluate_run, train_run
+    from polymodal.benchmarks.results import write_result
+    from polymodal.benchmarks.tasks import load_task
+    from polymodal.builders import BUILDERS
+    from polymodal.builders.core.runner import build
+    from polymodal.leaderboard.aggregate import build_leaderboard, write_leaderboard
+    from polymodal.leaderboard.report import format_table, write_report
 
     task = load_task(task_name)
     train = dataclasses.replace(task.train_defaults, seed=seed)
@@ -234,7 +234,7 @@ def _bench(args) -> int:
 
 
 def _featurize(args) -> int:
-    from benchmarks.features import featurize_all
+    from polymodal.benchmarks.tasks.symile_m3.featurizers import featurize_all
 
     _join_torchrun()
     paths = featurize_all(args.data, args.encoder, args.out, workers=args.workers, seed=args.seed,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builders.manifest import load_manifest
+from polymodal.builders.core.manifest import load_manifest
 
 __all__ = ["load_manifest", "load_split_arrays", "split_urls"]
 

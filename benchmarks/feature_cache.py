@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.data import load_manifest
+from polymodal.benchmarks.data import load_manifest
 
 BATCH = 64
 META = "polymodal"  # the cache file's one metadata key

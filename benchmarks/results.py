@@ -7,9 +7,9 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.provenance import code_version, hardware
-from benchmarks.tasks.base import Evaluation, Task
-from leaderboard.schema import SCHEMA_VERSION, validate_result
+from polymodal.benchmarks.provenance import code_version, hardware
+from polymodal.benchmarks.tasks.base import Evaluation, Task
+from polymodal.leaderboard.schema import SCHEMA_VERSION, validate_result
 
 
 def make_result(task: Task, manifest: dict, card: dict, evaluation: Evaluation, seed: int, device: str,

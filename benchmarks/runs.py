@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model
 
-from baselines.models import MODELS, resolve_model
-from benchmarks.data import load_manifest
-from benchmarks.results import make_result, write_result
-from benchmarks.tasks import load_task
-from benchmarks.tasks.base import TrainConfig
-from benchmarks.training import BEST, Placement, fit
-from leaderboard.model_card import ModelCard
+from polymodal.baselines.models import MODELS, resolve_model
+from polymodal.benchmarks.data import load_manifest
+from polymodal.benchmarks.results import make_result, write_result
+from polymodal.benchmarks.tasks import load_task
+from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.benchmarks.training import BEST, Placement, fit
+from polymodal.leaderboard.model_card import ModelCard
 
 RUN_FILE, RESULT = "run.json", "result.json"
 

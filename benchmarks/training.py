@@ -27,8 +27,8 @@ import torch.distributed as dist
 from safetensors.torch import load_model, save_model
 from tqdm import tqdm
 
-from baselines.distributed import gather_with_grad
-from benchmarks.tasks.base import TrainConfig
+from polymodal.baselines.distributed import gather_with_grad
+from polymodal.benchmarks.tasks.base import TrainConfig
 
 VAL_SEED_OFFSET = 1_000_003  # validation draws its own fixed negatives, so epochs compare fairly
 BEST, STATE, LOG = "best.safetensors", "trainer_state.pt", "train_log.jsonl"

@@ -1,5 +1,5 @@
 import sys
 
-from builders.cli import main
+from polymodal.builders.cli import main
 
 sys.exit(main())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 def add_commands(subparsers) -> None:
-    from builders import BUILDERS
-    from builders.runner import ENGINES
+    from polymodal.builders import BUILDERS
+    from polymodal.builders.core.engines import ENGINES
 
     build = subparsers.add_parser(
         "build",
@@ -45,7 +45,7 @@ def add_commands(subparsers) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from builders.runner import build
+    from polymodal.builders.core.runner import build
 
     configs = args.builder_cls.configs_from_args(args)
     for sub, config in configs.items():
@@ -58,7 +58,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from builders.manifest import verify
+    from polymodal.builders.core.manifest import verify
 
     problems = verify(args.data)
     for problem in problems:

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
-from builders.base import Builder, Row, ShardSpec, sample_key, shard_rng
-from builders.tarshards import npy_rows
+from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
+from polymodal.builders.core.tarshards import npy_rows
 
 
 def draw_splits(draws: int) -> list[str]:

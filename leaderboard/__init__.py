@@ -15,18 +15,18 @@ from typing import Any
 # Public name -> defining module, imported on first use: the harness only needs
 # ModelCard and the schema, and should not pay a second for importing matplotlib.
 _EXPORTS = {
-    "SCHEMA_VERSION": "leaderboard.schema",
-    "ResultError": "leaderboard.schema",
-    "load_result": "leaderboard.schema",
-    "load_schema": "leaderboard.schema",
-    "validate_result": "leaderboard.schema",
-    "ModelCard": "leaderboard.model_card",
-    "build_leaderboard": "leaderboard.aggregate",
-    "read_leaderboard": "leaderboard.aggregate",
-    "write_leaderboard": "leaderboard.aggregate",
-    "PLOTS": "leaderboard.report",
-    "format_table": "leaderboard.report",
-    "write_report": "leaderboard.report",
+    "SCHEMA_VERSION": "polymodal.leaderboard.schema",
+    "ResultError": "polymodal.leaderboard.schema",
+    "load_result": "polymodal.leaderboard.schema",
+    "load_schema": "polymodal.leaderboard.schema",
+    "validate_result": "polymodal.leaderboard.schema",
+    "ModelCard": "polymodal.leaderboard.model_card",
+    "build_leaderboard": "polymodal.leaderboard.aggregate",
+    "read_leaderboard": "polymodal.leaderboard.aggregate",
+    "write_leaderboard": "polymodal.leaderboard.aggregate",
+    "PLOTS": "polymodal.leaderboard.report",
+    "format_table": "polymodal.leaderboard.report",
+    "write_report": "polymodal.leaderboard.report",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -34,7 +34,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'leaderboard' has no attribute {name!r}")
+        raise AttributeError(f"module 'polymodal.leaderboard' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 

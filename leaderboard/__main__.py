@@ -2,6 +2,6 @@
 
 import sys
 
-from leaderboard.cli import main
+from polymodal.leaderboard.cli import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from leaderboard.schema import ResultError, load_result, parse_created
+from polymodal.leaderboard.schema import ResultError, load_result, parse_created
 
 BOARD_VERSION = 1
 BOARD_FILENAME = "leaderboard.json"  # skipped while scanning: it may sit among the results

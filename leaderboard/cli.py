@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from leaderboard.aggregate import BOARD_FILENAME, build_leaderboard, read_leaderboard, write_leaderboard
+from polymodal.leaderboard.aggregate import BOARD_FILENAME, build_leaderboard, read_leaderboard, write_leaderboard
 
 DESCRIPTION = (
     "Rank models from benchmark result files. `build` validates every result JSON under a "
@@ -83,7 +83,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     # Here, not at the top: matplotlib takes most of a second to import and `build` needs none of it.
-    from leaderboard.report import format_table, write_report
+    from polymodal.leaderboard.report import format_table, write_report
 
     try:
         board = read_leaderboard(args.leaderboard)

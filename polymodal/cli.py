@@ -14,7 +14,7 @@ import sys
 from polymodal import __version__
 
 # Packages that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("builders.cli", "benchmarks.cli", "leaderboard.cli")
+COMMAND_MODULES = ("polymodal.builders.cli", "polymodal.benchmarks.cli", "polymodal.leaderboard.cli")
 
 
 def make_parser() -> argparse.ArgumentParser:

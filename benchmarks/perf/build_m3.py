@@ -26,11 +26,11 @@ import time
 
 from shard_floor import time_against_floor
 
-from builders.base import ShardSpec
-from builders.m3_names import load_table
-from builders.m3_sources import EspeakAudio
-from builders.symile_m3 import LANGUAGE_SETS, M3Config, SymileM3Builder, language_list, language_set_name
-from builders.tts import CACHE_ENV
+from polymodal.builders.core.base import ShardSpec
+from polymodal.builders.symile_m3.names import load_table
+from polymodal.builders.symile_m3.sources import EspeakAudio
+from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, M3Config, SymileM3Builder, language_list, language_set_name
+from polymodal.builders.symile_m3.speech import CACHE_ENV
 
 
 def time_pool(audio: EspeakAudio) -> tuple[int, float]:

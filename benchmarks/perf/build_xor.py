@@ -15,8 +15,8 @@ import argparse
 
 from shard_floor import time_against_floor
 
-from builders.base import ShardSpec
-from builders.xor import XorBuilder, XorConfig
+from polymodal.builders.core.base import ShardSpec
+from polymodal.builders.xor import XorBuilder, XorConfig
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ import symile
 import torch
 import torch.nn.functional as F
 
-from baselines.losses import symile_loss
+from polymodal.baselines.losses import symile_loss
 
 IMPLEMENTATIONS = {
     "official": lambda embeddings, scale, negatives: symile.Symile(negatives)(embeddings, scale),

@@ -1,4 +1,4 @@
-"""Chunked top-k retrieval (benchmarks.retrieval.topk) against one torch.mm of the whole score matrix.
+"""Chunked top-k retrieval (polymodal.benchmarks.protocols.retrieval.topk) against one torch.mm of the whole score matrix.
 
 Scores N queries against N candidates (default N = 50,000, d = 256, float32 unit
 rows), keeping each query's top 10 (top-1 is its first column), a chunk of
@@ -32,7 +32,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks.retrieval import topk
+from polymodal.benchmarks.protocols.retrieval import topk
 
 K = 10
 

@@ -14,16 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from builders.base import Builder, ShardSpec
-from builders.runner import run_shard
-from builders.tarshards import MTIME, OWNER
+from polymodal.builders.core.base import Builder, ShardSpec
+from polymodal.builders.core.shard import run_shard
+from polymodal.builders.core.tarshards import MTIME, OWNER
 
 
 def time_against_floor(builder: Builder, spec: ShardSpec, repeats: int) -> dict[str, float]:
     """Seconds for the builder (first, cold run and best run) and for the floor (best run)."""
 
     def builder_path(folder: Path) -> None:
-        run_shard(builder.name, builder.config_dict(), spec, str(folder))
+        run_shard(type(builder), builder.config_dict(), spec, str(folder))
 
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()

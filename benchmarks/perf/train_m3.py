@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from baselines.models import resolve_model
-from benchmarks.data import load_manifest
-from benchmarks.tasks import load_task
-from benchmarks.training import Placement, _autocast, batch_loss, batches
+from polymodal.baselines.models import resolve_model
+from polymodal.benchmarks.data import load_manifest
+from polymodal.benchmarks.tasks import load_task
+from polymodal.benchmarks.training import Placement, _autocast, batch_loss, batches
 
 
 def steps_of(data: dict[str, torch.Tensor], batch_size: int, steps: int, place: Placement):
@@ -64,8 +64,8 @@ def train_rate(model, data, batch_size: int, steps: int, place: Placement, amp: 
 def small_dataset() -> str:
     import tempfile
 
-    from builders.runner import build
-    from builders.symile_m3 import M3Config, SymileM3Builder
+    from polymodal.builders.core.runner import build
+    from polymodal.builders.symile_m3.builder import M3Config, SymileM3Builder
 
     out = tempfile.mkdtemp(prefix="polymodal-perf-m3-")
     build(SymileM3Builder(M3Config(train=2000, val=200, test=200)), out, progress=False)

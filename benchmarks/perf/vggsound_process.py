@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from builders.vgg_media import CLIP_SECONDS, extract
+from polymodal.builders.vggsound_plus.clips import CLIP_SECONDS, extract
 
 FRAME_SIZE = 256
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 
 TASKS: dict[str, str] = {
-    "symile-m3": "benchmarks.tasks.symile_m3:SymileM3Task",
-    "vggsound-plus": "benchmarks.tasks.vggsound_plus:VggSoundPlusTask",
-    "xor": "benchmarks.tasks.xor:XorTask",
+    "symile-m3": "polymodal.benchmarks.tasks.symile_m3.task:SymileM3Task",
+    "vggsound-plus": "polymodal.benchmarks.tasks.vggsound_plus.task:VggSoundPlusTask",
+    "xor": "polymodal.benchmarks.tasks.xor:XorTask",
 }
 
 

@@ -12,10 +12,10 @@ import argparse
 import numpy as np
 import torch
 
-from benchmarks.data import load_split_arrays
-from benchmarks.gap import gap_evaluation
-from benchmarks.tasks.base import Evaluation, Task, TrainConfig
-from builders.xor import XorBuilder, bayes_accuracy
+from polymodal.benchmarks.data import load_split_arrays
+from polymodal.benchmarks.protocols.gap import gap_evaluation
+from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
+from polymodal.builders.xor import XorBuilder, bayes_accuracy
 
 MODALITIES = ("a", "b", "c")
 

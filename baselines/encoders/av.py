@@ -1,0 +1,55 @@
+"""Encoders over the audio-visual layout (VGG-sound+): trained from scratch on frames, log-mels and bytes.
+
+Family ``av-embedded`` reads :class:`baselines.layouts.AudioVisualLayout` rows:
+a small CNN over the RGB frame, the log-mel conv of the M3 encoders over the
+spectrogram, and the M3 byte-level conv over the caption. Every encoder ends in
+the Symile-M3 head, Linear -> LayerNorm (no L2 norm), so the task sets a small
+initial logit scale as Symile-M3 does. Pure torch, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from ..layouts import AUDIO_VISUAL, AudioVisualLayout
+from .m3 import ConvTokens, TokenHead, Unflatten, _audio_conv
+
+
+class Head(nn.Module):
+    """body(features) -> Linear -> LayerNorm: the M3 head without a missing flag (VGG-sound+ has none)."""
+
+    def __init__(self, body: nn.Module, d_body: int, d_model: int):
+        super().__init__()
+        self.body, self.linear, self.norm = body, nn.Linear(d_body, d_model), nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.linear(self.body(x)))
+
+
+def _rgb_cnn(layout: AudioVisualLayout, width: int) -> tuple[nn.Module, int]:
+    # Two conv-pool stages take 32 px to 8 px, a third conv mixes there; average pooling keeps it cheap whatever the side.
+    body = nn.Sequential(
+        Unflatten(layout.channels, layout.image_side, layout.image_side),
+        nn.Conv2d(layout.channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.GELU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.GELU(), nn.MaxPool2d(2),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.GELU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+    return body, 2 * width
+
+
+def av_embedded_encoders(inputs: dict[str, int], d_model: int, width: int = 32,
+                         layout: AudioVisualLayout = AUDIO_VISUAL) -> nn.ModuleDict:
+    if inputs != layout.inputs():
+        raise ValueError(f"av-embedded encoders read {layout.inputs()}, got {inputs}")
+    return nn.ModuleDict({
+        "image": Head(*_rgb_cnn(layout, width), d_model),
+        "audio": Head(*_audio_conv(layout, width), d_model),  # reads only n_mels and frames of the layout
+        "text": TokenHead(layout.vocab, 2 * width, ConvTokens(2 * width), d_model, pad=layout.pad),
+    })
+
+
+#: Audio-visual encoder families by name; each builds as ``family(inputs, d_model, **options)``.
+AV_ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"av-embedded": av_embedded_encoders}

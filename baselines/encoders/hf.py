@@ -1,0 +1,164 @@
+"""Synergy-CLIP's backbones from ``transformers``: CLIP ViT for images, RoBERTa for text and
+AST for audio, each read through its ``pooler_output`` (Synergy-CLIP, the
+``JoSangYeon/Synergy-CLIP`` repository). Pure torch, no file I/O of its own.
+
+The family ``hf-synergy`` builds them by ``size``:
+    tiny        random-init backbones (hidden 32, one layer) shaped for
+                :class:`~baselines.layouts.AudioVisualLayout` rows, for tests and smoke runs
+    base/large  the paper's checkpoints, fetched by name with ``from_pretrained``
+
+Each backbone reads flat rows shaped by its own config, and :func:`hf_synergy_encoders`
+refuses ``inputs`` of other widths:
+    image  (3·S·S,) channel-major pixels, S = ``image_size``
+    audio  (n_mels·frames,) mel-major log-mel, n_mels = ``num_mel_bins``, frames = ``max_length``;
+           AST wants (frames, n_mels), so rows are transposed
+    text   (L,) token ids padded with ``pad_token_id`` on the right, L + pad + 1 <= positions
+The tiny configs match AUDIO_VISUAL (32² RGB, 64 mels × 100 frames, byte ids with pad 0).
+The checkpoints need rows of their own shapes (224² images, 128 × 1024 fbank, RoBERTa BPE
+ids with pad 1), which a featurizer must write.
+
+Outputs are pooler outputs of the backbone's hidden width, given as ``out_features``, not
+``d_model``: the model maps them to its embedding space (Synergy-CLIP with its bias-free
+projection), so this family suits only models that read ``out_features``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+from ..layouts import AUDIO_VISUAL, AudioVisualLayout
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+_TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+
+
+class _Backbone(nn.Module):
+    """A transformers model read through its pooler output; ``out_features`` is its width."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.out_features = model.config.hidden_size
+
+    @property
+    def config(self) -> PretrainedConfig:
+        return self.model.config
+
+
+class ImageBackbone(_Backbone):
+    """(N, 3·S·S) channel-major rows -> CLIP vision pooler output (the post-LayerNorm CLS token)."""
+
+    @property
+    def in_features(self) -> int:
+        return self.config.num_channels * self.config.image_size**2
+
+    def forward(self, x: Tensor) -> Tensor:
+        side = self.config.image_size
+        return self.model(pixel_values=x.reshape(len(x), self.config.num_channels, side, side)).pooler_output
+
+
+class AudioBackbone(_Backbone):
+    """(N, n_mels·frames) mel-major rows -> AST pooler output (the mean of its two class tokens)."""
+
+    @property
+    def in_features(self) -> int:
+        return self.config.num_mel_bins * self.config.max_length
+
+    def forward(self, x: Tensor) -> Tensor:
+        spectrogram = x.reshape(len(x), self.config.num_mel_bins, self.config.max_length)
+        return self.model(input_values=spectrogram.transpose(1, 2)).pooler_output
+
+
+class TextBackbone(_Backbone):
+    """(N, L) right-padded token ids -> RoBERTa pooler output (tanh dense over the first token)."""
+
+    @property
+    def in_features(self) -> int:
+        # RoBERTa numbers tokens from pad + 1, so the longest text fills positions up to pad + L.
+        return self.config.max_position_embeddings - self.config.pad_token_id - 1
+
+    def forward(self, ids: Tensor) -> Tensor:
+        ids = ids.long()  # rows may arrive as floats from a float feature matrix
+        mask = ids != self.config.pad_token_id
+        mask[:, 0] = True  # the pooler reads token 0; an empty text must not mask every key
+        return self.model(input_ids=ids, attention_mask=mask.long()).pooler_output
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """How to build one modality's backbone: its transformers class (named, since transformers is
+    an optional dependency, imported only when a backbone is built), row reader and tiny config."""
+
+    model: str
+    reader: type[_Backbone]
+    tiny: Callable[[AudioVisualLayout], dict]
+
+
+BACKBONES: dict[str, Backbone] = {
+    "image": Backbone(
+        "CLIPVisionModel", ImageBackbone,
+        lambda layout: dict(_TINY, image_size=layout.image_side, patch_size=8, num_channels=layout.channels),
+    ),
+    "audio": Backbone(
+        "ASTModel", AudioBackbone,
+        lambda layout: dict(_TINY, num_mel_bins=layout.n_mels, max_length=layout.frames),
+    ),
+    "text": Backbone(
+        "RobertaModel", TextBackbone,
+        lambda layout: dict(
+            _TINY, vocab_size=layout.vocab, pad_token_id=layout.pad, max_position_embeddings=layout.text_len + layout.pad + 1,
+        ),
+    ),
+}
+
+#: The paper's checkpoints by size (AST has one, AudioSet-finetuned, for both).
+CHECKPOINTS: dict[str, dict[str, str]] = {
+    "base": {
+        "image": "openai/clip-vit-base-patch16",
+        "text": "FacebookAI/roberta-base",
+        "audio": "MIT/ast-finetuned-audioset-10-10-0.4593",
+    },
+    "large": {
+        "image": "openai/clip-vit-large-patch14",
+        "text": "FacebookAI/roberta-large",
+        "audio": "MIT/ast-finetuned-audioset-10-10-0.4593",
+    },
+}
+
+
+def _load(size: str, modality: str) -> nn.Module:
+    import transformers
+
+    backbone = BACKBONES[modality]
+    model = getattr(transformers, backbone.model)
+    if size == "tiny":
+        return model(model.config_class(**backbone.tiny(AUDIO_VISUAL)))
+    return model.from_pretrained(CHECKPOINTS[size][modality])
+
+
+SIZES = ("tiny", *CHECKPOINTS)
+
+
+def hf_synergy_encoders(inputs: dict[str, int], d_model: int, size: str = "tiny") -> nn.ModuleDict:
+    """Image, audio and text backbones of ``size``, in the order of ``inputs``.
+
+    ``d_model`` is unused: outputs keep the backbone's width (``out_features``), for the
+    model's own projection.
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; known: {SIZES}")
+    if set(inputs) != set(BACKBONES):
+        raise ValueError(f"hf-synergy encoders read modalities {sorted(BACKBONES)}, got {sorted(inputs)}")
+    encoders = nn.ModuleDict({m: BACKBONES[m].reader(_load(size, m)) for m in inputs})
+    widths = {m: encoders[m].in_features for m in inputs}
+    # Text may be shorter than the positions allow; images and spectrograms must match exactly.
+    if any(inputs[m] != widths[m] for m in ("image", "audio")) or inputs["text"] > widths["text"]:
+        raise ValueError(f"hf-synergy {size} encoders read image, audio and at most text widths {widths}, got {inputs}")
+    return encoders

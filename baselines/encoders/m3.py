@@ -1,0 +1,139 @@
+"""Encoders of the Symile-M3 models (Symile, arXiv 2411.01053, Section 5.1). Pure torch, no I/O.
+
+Every encoder ends in the paper's head: Linear -> LayerNorm, with no L2 norm.
+Image and audio inputs are flat feature rows whose last column is the missing
+flag (0 present, 1 missing); a missing row holds the split-mean features, and
+the flag picks one of two learned indicator embeddings, added before the
+LayerNorm. Text inputs are token ids (0 pads), a missing text being one
+[MISSING] token.
+
+Two families, by the features they read (see polymodal.benchmarks.tasks.symile_m3.featurizers):
+    m3-embedded  raw pixels, log-mel frames and UTF-8 bytes, encoders trained from scratch
+    m3-paper     frozen CLIP / Whisper embeddings and XLM-RoBERTa token ids, heads only
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from ..layouts import EMBEDDED, EmbeddedLayout
+
+
+class FlaggedHead(nn.Module):
+    """body(features) -> Linear -> + indicator[missing flag] -> LayerNorm."""
+
+    def __init__(self, body: nn.Module, d_body: int, d_model: int):
+        super().__init__()
+        self.body, self.linear = body, nn.Linear(d_body, d_model)
+        self.indicator = nn.Embedding(2, d_model)
+        nn.init.zeros_(self.indicator.weight)  # starts as the plain head; learns what missing means
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features, flag = x[:, :-1], x[:, -1].round().long()
+        return self.norm(self.linear(self.body(features)) + self.indicator(flag))
+
+
+class TokenHead(nn.Module):
+    """The paper's text head: body(token embeddings) -> per-token Linear -> mean over non-pad tokens -> LayerNorm."""
+
+    def __init__(self, vocab: int, d_embed: int, body: nn.Module, d_model: int, pad: int = 0):
+        super().__init__()
+        self.pad = pad
+        self.embed = nn.Embedding(vocab, d_embed, padding_idx=pad)
+        self.body, self.linear, self.norm = body, nn.Linear(d_embed, d_model), nn.LayerNorm(d_model)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        ids = ids.long()
+        length = int((ids != self.pad).sum(1).max().clamp(min=1))
+        ids = ids[:, :length]  # texts are left-aligned: trailing pads carry nothing, and cost most of the work
+        keep = (ids != self.pad).unsqueeze(-1).to(self.linear.weight.dtype)
+        tokens = self.linear(self.body(self.embed(ids), keep))
+        return self.norm((tokens * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+class Unflatten(nn.Module):
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(len(x), *self.shape)
+
+
+class ConvTokens(nn.Module):
+    """(N, L, d) -> (N, L, d): same-length 1-D convolutions over the sequence, so n-grams form words.
+
+    Pad positions are zeroed after every layer, so they act exactly like the convolution's own zero
+    padding: trailing pads can be cropped without changing any output.
+    """
+
+    def __init__(self, d: int, layers: int = 2, kernel: int = 5):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Conv1d(d, d, kernel, padding=kernel // 2) for _ in range(layers))
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+        x, keep = x.transpose(1, 2), keep.transpose(1, 2)
+        for conv in self.layers:
+            x = self.act(conv(x)) * keep
+        return x.transpose(1, 2)
+
+
+class Tokenwise(nn.Module):
+    """A body that ignores the pad mask (the paper's heads read frozen token features as they are)."""
+
+    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+        return x
+
+
+def _image_cnn(layout: EmbeddedLayout, width: int) -> tuple[nn.Module, int]:
+    side = layout.image_side // 4
+    body = nn.Sequential(
+        Unflatten(1, layout.image_side, layout.image_side),
+        nn.Conv2d(1, width, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+    )
+    return body, 2 * width * side * side
+
+
+def _audio_conv(layout: EmbeddedLayout, width: int) -> tuple[nn.Module, int]:
+    # Clips share most of their spectrum; batch norm keeps what tells them apart from drowning in the
+    # shared part, else the head's LayerNorm sees one constant vector and the audio never starts to
+    # matter. Mean over time last: the clip's language matters, not where its sounds fall.
+    body = nn.Sequential(
+        Unflatten(layout.n_mels, layout.frames),
+        nn.Conv1d(layout.n_mels, width, 5, padding=2), nn.BatchNorm1d(width), nn.GELU(),
+        nn.Conv1d(width, 2 * width, 5, padding=2), nn.BatchNorm1d(2 * width), nn.GELU(),
+        nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+    )
+    return body, 2 * width
+
+
+def embedded_encoders(inputs: dict[str, int], d_model: int, width: int = 32, layout: EmbeddedLayout = EMBEDDED) -> nn.ModuleDict:
+    expected = layout.inputs()
+    if inputs != expected:
+        raise ValueError(f"m3-embedded encoders read {expected}, got {inputs}")
+    return nn.ModuleDict({
+        "image": FlaggedHead(*_image_cnn(layout, width // 2), d_model),  # digits need few channels; convs cost most here
+        "audio": FlaggedHead(*_audio_conv(layout, width), d_model),
+        "text": TokenHead(layout.vocab, 2 * width, ConvTokens(2 * width), d_model, pad=layout.pad),
+    })
+
+
+def paper_heads(inputs: dict[str, int], d_model: int, text_vocab: int = 250_003, text_width: int = 256,
+                text_pad: int = 1) -> nn.ModuleDict:
+    """Heads over frozen embeddings. The paper fine-tunes XLM-R's embeddings and layer 0; here a fresh
+    embedding table of XLM-R's vocabulary (plus [MISSING]) stands in for them."""
+    return nn.ModuleDict({
+        "image": FlaggedHead(nn.Identity(), inputs["image"] - 1, d_model),
+        "audio": FlaggedHead(nn.Identity(), inputs["audio"] - 1, d_model),
+        "text": TokenHead(text_vocab, text_width, Tokenwise(), d_model, pad=text_pad),
+    })
+
+
+#: M3 encoder families by name; each builds as ``family(inputs, d_model, **options)``.
+M3_ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"m3-embedded": embedded_encoders, "m3-paper": paper_heads}

@@ -1,0 +1,1 @@
+"""Scoring pieces that tasks share: chunked retrieval and the modality-gap measures."""

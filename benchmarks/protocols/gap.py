@@ -1,0 +1,35 @@
+"""Modality-gap measures (baselines.gap) as extra metrics of any task's evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from polymodal.baselines.gap import gap_metrics
+
+EVAL_BATCH = 4096
+
+
+@torch.no_grad()
+def embed(model, data: dict[str, Tensor], batch: int = EVAL_BATCH) -> dict[str, Tensor]:
+    """Every modality of a split, encoded a batch at a time."""
+    return {m: torch.cat([model.encode(m, x) for x in rows.split(batch)]) for m, rows in data.items()}
+
+
+def gap_evaluation(draws: list[dict[str, Tensor]]) -> dict[str, dict]:
+    """gap_metrics of row-aligned test embeddings, as metrics.
+
+    One draw gives each measure with n its rows; several (XOR's test draws) give the mean over
+    draws, its standard error, and n the number of draws, as the task's own metrics do.
+    """
+    measured = [gap_metrics(embeddings) for embeddings in draws]
+    k = len(measured)
+    metrics = {}
+    for name in measured[0]:
+        values = np.array([m[name] for m in measured])
+        if k > 1:
+            metrics[name] = {"value": float(values.mean()), "stderr": float(values.std(ddof=1) / np.sqrt(k)), "n": k}
+        else:
+            metrics[name] = {"value": float(values[0]), "n": len(next(iter(draws[0].values())))}
+    return metrics

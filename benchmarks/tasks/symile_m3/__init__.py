@@ -1,0 +1,1 @@
+"""The Symile-M3 task and its featurizers."""

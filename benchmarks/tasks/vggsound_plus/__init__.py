@@ -1,0 +1,1 @@
+"""The VGG-sound+ task and its featurizer."""

@@ -1,0 +1,249 @@
+"""VGG-sound+ (Synergy-CLIP, arXiv 2504.21375): frame, audio and caption of VGGSound clips.
+
+Protocol 1.0
+    Features: polymodal.benchmarks.tasks.vggsound_plus.featurizer (the av-embedded layout: 32x32 RGB frame,
+    64x100 log-mel over the 10 s, 64 caption bytes), cached per split.
+    Splits: the builder makes VGGSound's train and test. Validation is the
+    VAL_FRACTION of the train clips (at least MIN_VAL, at most half) with the smallest clip_hash
+    (sha256 of "<ytid>_<start>"), so the same clips whatever the shard layout;
+    training uses the rest and keeps the epoch with the lowest validation loss.
+    Everything below is scored on the whole test split.
+
+Metrics (CLIP_benchmark's names where it has them; "to" separates queries from target):
+    zeroshot/{image,audio,image_audio}/{acc1,acc5,mean_per_class_recall}
+        the class prompt ranked first/in the top 5 among one prompt per class
+        ("this is a photo of {}", "this is a sound of {}", "this is a photo and sound of {}";
+        the classes of the build's --classes, else all 309), scored by the model's
+        score() with one query or with both; mean_per_class_recall is acc1
+        averaged over the classes present in test (balanced accuracy)
+    retrieval/{a}_to_{b}/recall@{1,5,10}          the true clip among all test clips, 6 directions
+    retrieval/{a}_{b}_to_{t}/recall@{1,5,10}      the same from two modalities via score(), 3 targets
+    missing/{m}/{fill}/<metric>
+        <metric> (pair->third, and zeroshot/image_audio) with query modality m dropped at
+        test time and filled by `mean` (its mean embedding over the train clips) or by
+        `model` (the model's fill_missing from the other query; only where it returns a
+        tensor). Dropping without filling is the one-query metrics above.
+    reconstruction/{t}/recall@{1,5,10}, reconstruction/{t}/cosine
+        only for models whose fill_missing(other two, t) returns a tensor: the true
+        clip's rank among all test clips of t by cosine, and the mean cosine to it
+    gap_centroid/{a}-{b}, alignment/{a}-{b}, uniformity/{m}   baselines.gap on the test embeddings
+Hit rates carry the standard error of their mean over queries. Ties rank the
+lower test index first (polymodal.benchmarks.protocols.retrieval). Primary: zeroshot/image_audio/acc1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from polymodal.baselines.layouts import AUDIO_VISUAL
+from polymodal.benchmarks.tasks.vggsound_plus.featurizer import AudioVisualFeaturizer, load_features
+from polymodal.benchmarks.protocols.gap import embed, gap_evaluation
+from polymodal.benchmarks.protocols.retrieval import recall_at, target_ranks
+from polymodal.benchmarks.tasks.base import L2_MODELS_KEEP_CLIP_SCALE, Evaluation, Task, TrainConfig
+from polymodal.builders.vggsound_plus.index import class_index
+from polymodal.builders.vggsound_plus.builder import VggSoundPlusBuilder
+
+MODALITIES = ("image", "audio", "text")
+VAL_FRACTION = 0.1
+MIN_VAL = 4  # a contrastive loss over one clip is 0 whatever the model: selection needs a few
+RECALL_KS = (1, 5, 10)
+#: zero-shot view -> (query modalities, class prompt)
+ZEROSHOT = {
+    "image": (("image",), "this is a photo of {}"),
+    "audio": (("audio",), "this is a sound of {}"),
+    "image_audio": (("image", "audio"), "this is a photo and sound of {}"),
+}
+#: task split -> (built split, whether it is the validation part of it; None: the whole split)
+SPLITS = {"train": ("train", False), "val": ("train", True), "test": ("test", None)}
+
+
+def validation_mask(clip_hash: np.ndarray) -> np.ndarray:
+    """Which train clips validate: VAL_FRACTION of them, at least MIN_VAL (but never more than half)."""
+    n = len(clip_hash)
+    mask = np.zeros(n, bool)
+    mask[np.argsort(clip_hash, kind="stable")[: max(int(n * VAL_FRACTION), min(MIN_VAL, n // 2))]] = True
+    return mask
+
+
+def class_names(manifest: dict) -> dict[int, str]:
+    """The zero-shot classes, class index -> display name: the build's --classes, else all of VGGSound's."""
+    wanted = manifest["config"]["classes"] or class_index()
+    return dict(sorted((class_index()[name], name) for name in wanted))
+
+
+def mean_metric(values: Tensor) -> dict:
+    """The mean over queries, with its standard error."""
+    values = values.double()
+    n = len(values)
+    stderr = float(values.std() / n**0.5) if n > 1 else None
+    return {"value": float(values.mean()), "stderr": stderr, "n": n}
+
+
+def recall_metrics(prefix: str, ranks: Tensor) -> dict[str, dict]:
+    return {f"{prefix}/recall@{k}": mean_metric(hit) for k, hit in recall_at(ranks, RECALL_KS).items()}
+
+
+def model_ranks(model, queries: dict[str, Tensor], target: str, candidates: Tensor, truth: Tensor) -> Tensor:
+    """The rank of each query's true candidate under model.score, a chunk of queries at a time."""
+    return target_ranks(lambda rows: model.score({m: q[rows] for m, q in queries.items()}, target, candidates), truth)
+
+
+def zeroshot_metrics(prefix: str, model, queries: dict[str, Tensor], prompts: Tensor, labels: Tensor) -> dict[str, dict]:
+    ranks = model_ranks(model, queries, "text", prompts, labels)
+    per_class = torch.stack([(ranks[labels == c] == 0).double().mean() for c in labels.unique()])
+    return {
+        f"{prefix}/acc1": mean_metric(ranks == 0),
+        f"{prefix}/acc5": mean_metric(ranks < 5),
+        f"{prefix}/mean_per_class_recall": {"value": float(per_class.mean()), "n": len(per_class)},
+    }
+
+
+def own_fill(model, present: dict[str, Tensor], target: str) -> Tensor | None:
+    """The model's fill_missing, which a submitted model may lack."""
+    fill = getattr(model, "fill_missing", None)
+    return fill(present, target) if fill is not None else None
+
+
+#: How a dropped query modality is filled: (model, present embeddings, dropped modality, train means) -> (n, d) | None
+FILLS: dict[str, Callable] = {
+    "mean": lambda model, present, m, means: means[m].expand(len(next(iter(present.values()))), -1),
+    "model": lambda model, present, m, means: own_fill(model, present, m),
+}
+
+
+def with_fills(model, emb: dict[str, Tensor], dropped: str, kept: str, means: dict[str, Tensor]):
+    """(fill name, the queries with `dropped` filled from `kept`) for every fill that gives an estimate."""
+    for fill, make in FILLS.items():
+        filled = make(model, {kept: emb[kept]}, dropped, means)
+        if filled is not None:
+            yield fill, {dropped: filled, kept: emb[kept]}
+
+
+class VggSoundPlusTask(Task):
+    name = "vggsound-plus"
+    version = "1.0"
+    builder = "vggsound-plus"
+    primary_metric = "zeroshot/image_audio/acc1"
+    train_defaults = TrainConfig(epochs=20, batch_size=256, lr=1e-3, weight_decay=0.01)
+    # The av-embedded heads end in LayerNorm, not an L2 norm, so the logit scale starts at 1, as on Symile-M3.
+    model_defaults = {"encoders": "av-embedded", "d_model": 64, "logit_scale_init": 0.0}
+    model_overrides = {
+        **L2_MODELS_KEEP_CLIP_SCALE,
+        # The paper's backbone families (CLIP ViT, AST, RoBERTa), at the one size that reads this layout.
+        "synergy-clip": {**L2_MODELS_KEEP_CLIP_SCALE["synergy-clip"], "encoders": "hf-synergy", "encoder_options": {"size": "tiny"}},
+    }
+
+    def inputs(self, manifest: dict) -> dict[str, int]:
+        return AUDIO_VISUAL.inputs()
+
+    def split_arrays(self, data_dir, split: str) -> dict[str, np.ndarray]:
+        if split not in SPLITS:
+            raise KeyError(f"{self.name} has splits {sorted(SPLITS)}, not {split!r}")
+        built, validation = SPLITS[split]
+        arrays = load_features(data_dir, built)
+        if validation is None:
+            return arrays
+        if len(arrays["cls"]) < 2:
+            raise SystemExit(f"{data_dir} has {len(arrays['cls'])} train clips; training and validation need at least 2")
+        keep = validation_mask(arrays["clip_hash"]) == validation
+        return {k: v[keep] for k, v in arrays.items()}
+
+    def load_split(self, data_dir, split: str) -> dict[str, Tensor]:
+        arrays = self.split_arrays(data_dir, split)
+        return {m: torch.from_numpy(arrays[m]) for m in MODALITIES}
+
+    def dataset_params(self, manifest: dict) -> dict:
+        config = manifest["config"]
+        return {"classes": len(class_names(manifest)), "captioner": config["captioner"],
+                "test_clips": manifest["splits"]["test"]["samples"]}
+
+    def dataset_label(self, manifest: dict) -> str:
+        params = self.dataset_params(manifest)
+        return f"{params['test_clips']} test clips, {params['classes']} classes, {params['captioner']} captions"
+
+    @torch.no_grad()
+    def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:
+        test = self.split_arrays(data_dir, "test")
+        if not len(test["cls"]):
+            raise SystemExit(f"{data_dir} has no test clips to score")
+        emb = embed(model, {m: torch.from_numpy(test[m]) for m in MODALITIES})
+        means = {m: e.mean(0) for m, e in embed(model, self.load_split(data_dir, "train")).items()}
+        classes = class_names(manifest)
+        position = {c: i for i, c in enumerate(classes)}
+        labels = torch.tensor([position[c] for c in test["cls"].tolist()])
+        metrics = {
+            **zeroshot_all(model, emb, means, class_prompts(model, classes.values()), labels),
+            **retrieval_all(model, emb, means),
+            **reconstruction_metrics(model, emb),
+            **gap_evaluation([emb]),
+        }
+        return Evaluation(metrics, {"chance": 1.0 / len(classes)})
+
+    def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
+        parser = argparse.ArgumentParser(prog="polymodal bench --task vggsound-plus",
+                                         description="VGG-sound+ dataset options")
+        VggSoundPlusBuilder.add_arguments(parser)
+        (config,) = VggSoundPlusBuilder.configs_from_args(parser.parse_args(extra_args)).values()
+        if not {"train", "test"} <= set(config.splits):
+            raise SystemExit(f"{self.name} trains on train and scores on test: build both splits, not {config.splits}")
+        return {re.sub(r"[^A-Za-z0-9_.=-]+", "_", Path(config.index).stem): config}  # one folder per index
+
+
+def class_prompts(model, names) -> dict[str, Tensor]:
+    """Per zero-shot view, the embedded prompt of every class."""
+    text = AudioVisualFeaturizer().text
+    return {view: model.encode("text", torch.from_numpy(np.stack([text(prompt.format(n)) for n in names])))
+            for view, (_, prompt) in ZEROSHOT.items()}
+
+
+def zeroshot_all(model, emb: dict[str, Tensor], means, prompts: dict[str, Tensor], labels: Tensor) -> dict[str, dict]:
+    """Every view; the two-query view also with either query dropped and filled."""
+    metrics = {}
+    for view, (query, _) in ZEROSHOT.items():
+        metrics |= zeroshot_metrics(f"zeroshot/{view}", model, {m: emb[m] for m in query}, prompts[view], labels)
+        if len(query) == 2:
+            for dropped, kept in itertools.permutations(query):
+                for fill, queries in with_fills(model, emb, dropped, kept, means):
+                    prefix = f"missing/{dropped}/{fill}/zeroshot/{view}"
+                    metrics |= zeroshot_metrics(prefix, model, queries, prompts[view], labels)
+    return metrics
+
+
+def retrieval_all(model, emb: dict[str, Tensor], means) -> dict[str, dict]:
+    """Each modality from each other, and from the other two, also with either of those dropped and filled."""
+    every = torch.arange(len(emb[MODALITIES[0]]))
+    metrics = {}
+    for a, b in itertools.permutations(MODALITIES, 2):
+        metrics |= recall_metrics(f"retrieval/{a}_to_{b}", model_ranks(model, {a: emb[a]}, b, emb[b], every))
+    for target in MODALITIES:
+        query = [m for m in MODALITIES if m != target]
+        name = f"retrieval/{'_'.join(query)}_to_{target}"
+        metrics |= recall_metrics(name, model_ranks(model, {m: emb[m] for m in query}, target, emb[target], every))
+        for dropped, kept in itertools.permutations(query):
+            for fill, queries in with_fills(model, emb, dropped, kept, means):
+                ranks = model_ranks(model, queries, target, emb[target], every)
+                metrics |= recall_metrics(f"missing/{dropped}/{fill}/{name}", ranks)
+    return metrics
+
+
+def reconstruction_metrics(model, emb: dict[str, Tensor]) -> dict[str, dict]:
+    """Where the model fills a modality from the other two: find the true clip by cosine, and how close it came."""
+    every = torch.arange(len(emb[MODALITIES[0]]))
+    metrics = {}
+    for target in MODALITIES:
+        filled = own_fill(model, {m: e for m, e in emb.items() if m != target}, target)
+        if filled is None:
+            continue
+        filled, real = F.normalize(filled.float(), dim=-1), F.normalize(emb[target].float(), dim=-1)
+        metrics |= recall_metrics(f"reconstruction/{target}", target_ranks(lambda rows: filled[rows] @ real.T, every))
+        metrics[f"reconstruction/{target}/cosine"] = mean_metric((filled * real).sum(-1))
+    return metrics

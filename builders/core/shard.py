@@ -1,0 +1,87 @@
+"""Build one shard: the unit of work every engine runs.
+
+`run_shard` is a pure function of (builder class, config, spec, folder), so an
+engine only has to call it for every pending spec, in any order, on any
+machine sharing the folder. A shard's stats JSON is written last and is the
+only thing resume trusts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from polymodal.builders.core.base import Builder, ShardSpec
+from polymodal.builders.core.tarshards import TarSamples, write_atomic, write_tar
+
+
+def run_shard(builder_cls: type[Builder], config: dict, spec: ShardSpec, out_dir: str) -> dict:
+    """Build one shard: the tar of good rows, the row table if any, then the stats file.
+
+    `builder_cls` travels by reference (module and name), so a worker process
+    or a Dask task rebuilds the builder from its config alone. A shard whose tar
+    exists already (a retry, or a run killed before its stats file) is rebuilt
+    from that tar's samples; the folder's claim says they come from the same dataset.
+    """
+    builder = builder_cls(builder_cls.Config(**config))
+    out = Path(out_dir)
+    stem = spec.stem(builder.prefix)
+    rows = []
+    expected = set(builder.fields)
+
+    def good_samples(made):
+        for row in made:
+            rows.append(row)
+            if not row.ok:
+                continue
+            if set(row.sample) != expected:
+                raise ValueError(f"{builder.name}: sample {row.key} has fields {sorted(row.sample)}, expected {sorted(expected)}")
+            yield {"__key__": row.key, **row.sample}
+
+    with TarSamples(out / f"{stem}.tar") as previous:
+        made = builder.rebuild_shard(spec, previous) if previous else builder.make_shard(spec)
+        tar = write_tar(out / f"{stem}.tar", good_samples(made))
+    errors: dict[str, int] = {}
+    for row in rows:
+        if not row.ok:
+            errors[row.error_kind] = errors.get(row.error_kind, 0) + 1
+    if builder.row_table:
+        _write_row_table(out / f"{stem}.rows.parquet", rows)
+    stats = {
+        "path": f"{stem}.tar",
+        "split": spec.split,
+        "index": spec.index,
+        "rows": len(rows),
+        "failed": len(rows) - tar["samples"],
+        "errors": dict(sorted(errors.items())),
+        **tar,
+    }
+    write_atomic(out / f"{stem}.stats.json", (json.dumps(stats, indent=2, sort_keys=True) + "\n").encode())
+    return stats
+
+
+def _write_row_table(path: Path, rows: list) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "key": [r.key for r in rows],
+            "status": ["ok" if r.ok else "failed" for r in rows],
+            "error_kind": [r.error_kind for r in rows],
+            "message": [r.message for r in rows],
+            "info": [json.dumps(r.info, sort_keys=True) for r in rows],
+        }
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def is_done(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:
+    stem = spec.stem(builder.prefix)
+    return (out_dir / f"{stem}.stats.json").is_file() and (out_dir / f"{stem}.tar").is_file()
+
+
+def has_failures(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:
+    return json.loads((out_dir / f"{spec.stem(builder.prefix)}.stats.json").read_text())["failed"] > 0

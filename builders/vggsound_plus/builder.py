@@ -1,0 +1,314 @@
+"""VGG-sound+: a frame, 10 s of audio and a caption per VGGSound clip (Synergy-CLIP, arXiv 2504.21375).
+
+Every row of the VGGSound index (YouTube id, start second, label, split) is
+fetched - from YouTube or a mirror through the yt-dlp Python API, or from a
+folder of cut clips - and one ffmpeg process makes the centre frame of its
+10 s window (JPEG) and the window's audio (16 kHz mono FLAC). A captioner
+writes the text: label templates (offline), or an image-captioning model
+through transformers (hf:MODEL).
+
+A row that cannot be made fails with a named kind (unavailable, private,
+bot-check, too-short, ...) in its shard's row table and never enters a tar.
+Shards hold fixed rows of the index, so --retry-failed rebuilds the shards
+with failures, fetching only the failed rows again, and gives the bytes a
+first build without failures would have given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from polymodal.builders.core import media
+from polymodal.builders.core.base import RUNTIME, Builder, Row, ShardSpec, sample_key
+from polymodal.builders.vggsound_plus.captioners import Clip, open_captioner
+from polymodal.builders.core.media import SourceError
+from polymodal.builders.vggsound_plus.card import card_fields
+from polymodal.builders.vggsound_plus.failures import ClipFailure
+from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
+from polymodal.builders.vggsound_plus.index import SPLITS, IndexRow, class_index, select
+from polymodal.builders.vggsound_plus.clips import CLIP_SECONDS, Extracted, extract
+
+
+@dataclass(frozen=True)
+class VggConfig:
+    index: str = ""  # the VGGSound CSV, either form
+    index_split: str = "test"  # split of the rows in `<ytid>_<start:06d>.mp4,<label>` form, which name none
+    splits: tuple[str, ...] = SPLITS
+    classes: tuple[str, ...] = ()  # display names; empty: all 309
+    limit: int = 0  # rows per split, from the top of the index; 0: all
+    source: str = "youtube"  # youtube | url:TEMPLATE | clip-url:TEMPLATE | dir:PATH
+    format: str = "b"  # yt-dlp format selector
+    frame_size: int = 256  # shorter side of the frame in pixels; 0 keeps the source's
+    captioner: str = "template"  # template | hf:MODEL
+    seed: int = 0
+    shard_size: int = 500
+    # How to fetch and compute, not what: a resume may change these.
+    cookies: str = field(default="", metadata=RUNTIME)
+    proxy: str = field(default="", metadata=RUNTIME)
+    rate_limit: str = field(default="", metadata=RUNTIME)
+    sleep: float = field(default=0.0, metadata=RUNTIME)
+    retries: int = field(default=3, metadata=RUNTIME)
+    backoff: float = field(default=5.0, metadata=RUNTIME)
+    socket_timeout: float = field(default=30.0, metadata=RUNTIME)
+    threads: int = field(default=4, metadata=RUNTIME)  # clips in flight per shard
+    caption_batch: int = field(default=16, metadata=RUNTIME)
+
+    def __post_init__(self):
+        # A manifest round trip gives lists.
+        object.__setattr__(self, "splits", tuple(self.splits))
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if self.index_split not in SPLITS or not set(self.splits) <= set(SPLITS) or not self.splits:
+            raise ValueError(f"splits must come from {SPLITS}; got index_split={self.index_split!r}, "
+                             f"splits={self.splits}")
+        unknown = sorted(set(self.classes) - set(class_index()))
+        if unknown:
+            raise ValueError(f"unknown VGGSound classes: {unknown}")
+        if (min(self.limit, self.frame_size, self.retries) < 0
+                or min(self.shard_size, self.threads, self.caption_batch) < 1):
+            raise ValueError("limit, frame_size and retries must be >= 0; shard_size, threads and caption_batch >= 1")
+
+    def fetch_options(self) -> FetchOptions:
+        return FetchOptions(format=self.format, cookies=self.cookies, proxy=self.proxy, rate_limit=self.rate_limit,
+                            sleep=self.sleep, retries=self.retries, backoff=self.backoff,
+                            socket_timeout=self.socket_timeout)
+
+
+@dataclass(frozen=True)
+class Made:
+    """A row's media, waiting for its caption."""
+
+    url: str
+    extracted: Extracted
+
+
+class VggSoundPlusBuilder(Builder):
+    name = "vggsound-plus"
+    version = "1.0.0"
+    prefix = "vggsound"
+    fields = ("audio.flac", "cls", "image.jpg", "json", "text.txt")
+    card = "vggsound_plus.md"
+    row_table = True
+    Config = VggConfig
+
+    def rows(self) -> dict[str, tuple[IndexRow, ...]]:
+        c = self.config
+        return select(c.index, c.index_split, c.splits, c.classes, c.limit)
+
+    @cached_property
+    def source(self):
+        return open_source(self.config.source)
+
+    @cached_property
+    def captioner(self):
+        return open_captioner(self.config.captioner, self.config.seed, self.config.caption_batch)
+
+    def split_sizes(self) -> dict[str, int]:
+        return {split: len(rows) for split, rows in self.rows().items()}
+
+    def check_environment(self) -> None:
+        media.require_tool("ffmpeg", "cutting frames and audio")
+        needed = {"ffmpeg": "ffmpeg-python", "PIL": "pillow", "soundfile": "soundfile"}
+        if self.source.downloads:
+            needed["yt_dlp"] = "yt-dlp"
+        missing = [package for module, package in needed.items() if importlib.util.find_spec(module) is None]
+        if missing:
+            raise SourceError(f"vggsound-plus needs {', '.join(missing)}; pip install 'polymodal[video]'")
+        if self.config.cookies and not Path(self.config.cookies).is_file():
+            raise SourceError(f"cookies file {self.config.cookies!r} does not exist")
+        if self.config.rate_limit:
+            from yt_dlp.utils import parse_bytes
+
+            if parse_bytes(self.config.rate_limit) is None:
+                raise SourceError(f"rate limit {self.config.rate_limit!r} is not a byte rate such as 500K or 2M")
+        self.captioner.check()
+        self.rows()  # reads the index, so that a missing file fails before any shard
+
+    def make_shard(self, spec: ShardSpec) -> Iterator[Row]:
+        return self.rebuild_shard(spec, {})
+
+    def rebuild_shard(self, spec: ShardSpec, previous: Mapping[str, dict[str, bytes]]) -> Iterator[Row]:
+        rows = self.rows()[spec.split][spec.start:spec.start + spec.count]
+        keys = [sample_key(spec.start + n) for n in range(len(rows))]
+        # Read what can be reused first, here: the previous tar is not safe to read from several threads.
+        reused = {n: sample for n, (key, row) in enumerate(zip(keys, rows))
+                  if (sample := _reusable(previous, key, row))}
+        todo = [n for n, row in enumerate(rows) if row.ok and n not in reused]
+        with ThreadPoolExecutor(self.config.threads) as pool:
+            made = dict(zip(todo, pool.map(self._make, [rows[n] for n in todo])))
+        fresh = [n for n in todo if isinstance(made[n], Made)]
+        captions = dict(zip(fresh, self.captioner.caption(
+            [Clip(rows[n].clip_name, rows[n].label, made[n].extracted.jpeg) for n in fresh]
+        )))
+        for n, (key, row) in enumerate(zip(keys, rows)):
+            info = self._row_info(row)
+            if not row.ok:
+                yield Row(key, None, "bad-index-row", f"line {row.line}: {row.problem}", info)
+            elif n in reused:
+                yield Row(key, reused[n], info=info)
+            elif isinstance(made[n], ClipFailure):
+                yield Row(key, None, made[n].kind, made[n].message, info)
+            else:
+                yield Row(key, self._sample(row, made[n], captions[n]), info=info)
+
+    def _make(self, row: IndexRow) -> Made | ClipFailure:
+        """Fetch and cut one row; a failure is returned, so that the other rows go on."""
+        try:
+            with tempfile.TemporaryDirectory(prefix="vggsound-fetch-") as folder:
+                got = self.source.fetch(row, Path(folder), self.config.fetch_options())
+                return Made(got.url, extract(got.path, got.window_start, self.config.frame_size, got.url))
+        except ClipFailure as failure:
+            return failure
+
+    def _sample(self, row: IndexRow, made: Made, caption: str) -> dict[str, bytes]:
+        x = made.extracted
+        meta = {
+            "ytid": row.ytid,
+            "start": row.start,
+            "label": row.label,
+            "class_id": row.cls,
+            "split": row.split,
+            "index_line": row.line,
+            "captioner": self.captioner.name,
+            "source": self.config.source.partition(":")[0],
+            "url": made.url,
+            "frame_time": row.start + CLIP_SECONDS / 2,  # second of the YouTube video the frame shows
+            "frame_size": list(x.frame_size),
+            "audio_seconds": x.audio_seconds,
+        }
+        return {
+            "image.jpg": x.jpeg,
+            "audio.flac": x.flac,
+            "text.txt": caption.encode(),
+            "cls": str(row.cls).encode(),
+            "json": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode(),
+        }
+
+    def _row_info(self, row: IndexRow) -> dict:
+        if not row.ok:
+            return {"line": row.line, "split": row.split, "text": row.text}
+        return {"line": row.line, "split": row.split, "ytid": row.ytid, "start": row.start, "label": row.label,
+                "url": self.source.url(row)}
+
+    def tool_versions(self) -> dict[str, str]:
+        """What can change the bytes: ffmpeg cuts and encodes, yt-dlp picks the format, the captioner writes."""
+        tools = {"ffmpeg": media.tool_version("ffmpeg"), "ffmpeg-python": metadata.version("ffmpeg-python")}
+        if self.source.downloads:
+            tools["yt-dlp"] = metadata.version("yt-dlp")
+        return {**tools, **self.captioner.tool_versions()}
+
+    def manifest_info(self) -> dict:
+        with open(self.config.index, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return {"index_sha256": digest}  # the config names the index file; this pins what it held
+
+    # -- command line -----------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        d = VggConfig()
+        parser.add_argument(
+            "--index", required=True, metavar="CSV",
+            help="the VGGSound index: rows `ytid,start,label,split`, or `<ytid>_<start:06d>.mp4,<label>` (no header)",
+        )
+        parser.add_argument("--index-split", choices=SPLITS, default=d.index_split,
+                            help="split of the `<ytid>_<start>.mp4,<label>` rows, which name none (default %(default)s)")
+        parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(d.splits),
+                            help="splits to build (default: both)")
+        parser.add_argument("--classes", nargs="+", metavar="NAME", default=[],
+                            help='only these classes, by display name, e.g. "dog barking" (default: all 309)')
+        parser.add_argument("--limit", type=int, default=d.limit, help="at most this many rows per split, 0 for all")
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--media-dir", metavar="DIR",
+                           help="a folder of cut clips <ytid>_<start:06d>.mp4 instead of YouTube")
+        where.add_argument(
+            "--url-template", metavar="URL",
+            help="a mirror instead of YouTube, fetched with yt-dlp: {ytid}, {start} and {end} are filled in, e.g. "
+            "'https://mirror/{ytid}.mp4'; it serves whole videos unless --url-clips",
+        )
+        parser.add_argument("--url-clips", action="store_true",
+                            help="the --url-template URLs serve the 10 s clips themselves, e.g. '.../{ytid}_{start:06d}.mp4'")
+        parser.add_argument("--format", default=d.format,
+                            help="yt-dlp format: one file with video and audio (default %(default)s: the best such)")
+        parser.add_argument("--frame-size", type=int, default=d.frame_size,
+                            help="shorter side of the frame in pixels, 0 for the source's (default %(default)s)")
+        parser.add_argument(
+            "--captioner", default=d.captioner,
+            help="template (label templates, offline) or hf:MODEL (an image-captioning model through transformers, "
+            "e.g. hf:Salesforce/blip-image-captioning-base) (default %(default)s)",
+        )
+        parser.add_argument("--seed", type=int, default=d.seed, help="seed of the template captions (default %(default)s)")
+        parser.add_argument("--shard-size", type=int, default=d.shard_size, help="index rows per shard (default %(default)s)")
+        run = parser.add_argument_group("fetching (may change between a build and its resume)")
+        run.add_argument("--cookies", default="", metavar="FILE", help="a Netscape cookies file for yt-dlp")
+        run.add_argument("--proxy", default="", metavar="URL", help="proxy for yt-dlp, e.g. socks5://127.0.0.1:1080")
+        run.add_argument("--rate-limit", default="", metavar="RATE",
+                         help="download rate limit in bytes/s, e.g. 2M; yt-dlp keeps it on whole downloads, not on "
+                         "the windows that ffmpeg cuts while downloading")
+        run.add_argument("--sleep", type=float, default=d.sleep, help="seconds to wait before each download")
+        run.add_argument("--retries", type=int, default=d.retries,
+                         help="more attempts on network errors and bot checks, with backoff (default %(default)s)")
+        run.add_argument("--backoff", type=float, default=d.backoff,
+                         help="seconds before the first repeat of a clip, doubled each time (default %(default)s)")
+        run.add_argument("--socket-timeout", type=float, default=d.socket_timeout, help="seconds (default %(default)s)")
+        run.add_argument("--threads", type=int, default=d.threads, help="clips in flight per shard (default %(default)s)")
+        run.add_argument("--caption-batch", type=int, default=d.caption_batch,
+                         help="images per batch of an hf captioner (default %(default)s)")
+
+    @classmethod
+    def configs_from_args(cls, args) -> dict[str, VggConfig]:
+        if args.url_clips and not args.url_template:
+            raise SourceError("--url-clips describes --url-template's URLs; give --url-template too")
+        if args.media_dir:
+            source = f"dir:{args.media_dir}"
+        elif args.url_template:
+            source = f"{'clip-url' if args.url_clips else 'url'}:{args.url_template}"
+        else:
+            source = "youtube"
+        config = VggConfig(
+            index=args.index, index_split=args.index_split, splits=tuple(args.splits), classes=tuple(args.classes),
+            limit=args.limit, source=source, format=args.format, frame_size=args.frame_size,
+            captioner=args.captioner, seed=args.seed, shard_size=args.shard_size,
+            cookies=args.cookies, proxy=args.proxy, rate_limit=args.rate_limit, sleep=args.sleep,
+            retries=args.retries, backoff=args.backoff, socket_timeout=args.socket_timeout,
+            threads=args.threads, caption_batch=args.caption_batch,
+        )
+        return {"": config}
+
+    def card_fields(self, manifest: dict) -> dict[str, str]:
+        return card_fields(self.config, manifest)
+
+
+def _reusable(previous: Mapping[str, dict[str, bytes]], key: str, row: IndexRow) -> dict[str, bytes] | None:
+    """The previous build's sample for this key, if it is this row's: a retry reuses it instead of fetching."""
+    sample = previous.get(key) if row.ok else None
+    if sample is None:
+        return None
+    meta = json.loads(sample["json"])
+    return sample if (meta["ytid"], meta["start"]) == (row.ytid, row.start) else None
+
+
+def hf_features():
+    """The columns for `datasets.load_dataset("webdataset", data_files=..., features=hf_features())`.
+
+    The audio stays FLAC bytes (decode with soundfile): datasets >= 4 needs torchcodec for its Audio type.
+    """
+    from datasets import Features, Image, Sequence, Value
+
+    text, integer, number = Value("string"), Value("int64"), Value("float64")
+    return Features({
+        "__key__": text, "__url__": text,
+        "audio.flac": Value("binary"), "cls": integer, "image.jpg": Image(), "text.txt": text,
+        "json": {
+            "ytid": text, "start": integer, "label": text, "class_id": integer, "split": text, "index_line": integer,
+            "captioner": text, "source": text, "url": text, "frame_time": number,
+            "frame_size": Sequence(integer), "audio_seconds": number,
+        },
+    })

@@ -1,0 +1,70 @@
+"""The values a VGG-sound+ build fills into data_cards/vggsound_plus.md: sources, captioner, success and failures."""
+
+from __future__ import annotations
+
+import shlex
+
+from polymodal.builders.vggsound_plus.captioners import TEMPLATES
+from polymodal.builders.core.cards import size_category
+from polymodal.builders.vggsound_plus.failures import KINDS
+from polymodal.builders.vggsound_plus.clips import MIN_AUDIO_SECONDS
+
+SOURCE_NOTES = {
+    "youtube": "YouTube, through the yt-dlp Python API: one format holding video and audio, with only the 10 s "
+    "window downloaded where the format allows.",
+    "url": "the mirror `{arg}` (whole videos), through the yt-dlp Python API, with only the 10 s window downloaded "
+    "where the server allows.",
+    "clip-url": "the mirror `{arg}` (clips already cut), through the yt-dlp Python API.",
+    "dir": "the local folder `{arg}` of clips already cut.",
+}
+CAPTIONER_NOTES = {
+    "template": "label templates in Synergy-CLIP's style (\"a photo and sound of {{}}\"): each clip draws one of "
+    "{templates} templates and one of its label's comma-separated synonyms from an RNG seeded by (seed, clip).",
+    "hf": "the image-captioning model `{arg}` through transformers, greedy decoding, on the clip's frame.",
+}
+TERMS = ("VGGSound's index and class names: Oxford VGG, CC BY 4.0 (the class list via VGGSounder, Apache-2.0). "
+         "Frames and audio: cut from YouTube videos, whose rights stay with their uploaders; use them for research "
+         "under the terms of your jurisdiction, and honour takedown requests.")
+
+
+def card_fields(c, manifest: dict) -> dict[str, str]:
+    """`c` is a VggConfig; `manifest` carries the build's counts and its errors by kind."""
+    splits = manifest["splits"]
+    rows = sum(s["rows"] for s in splits.values())
+    samples = sum(s["samples"] for s in splits.values())
+    source_kind, _, source_arg = c.source.partition(":")
+    captioner_kind, _, captioner_arg = c.captioner.partition(":")
+    return {
+        "source_note": SOURCE_NOTES[source_kind].format(arg=source_arg),
+        "captioner": c.captioner,
+        "captioner_note": CAPTIONER_NOTES[captioner_kind].format(templates=len(TEMPLATES), arg=captioner_arg),
+        "frame_size": f"{c.frame_size} px on the shorter side" if c.frame_size else "the source's size",
+        "min_audio": f"{MIN_AUDIO_SECONDS:g}",
+        "rows": f"{rows:,}",
+        "success_rate": f"{samples / rows:.1%}" if rows else "n/a",
+        "errors_table": errors_table(manifest["errors"]),
+        "size_category": size_category(samples),
+        "terms": TERMS,
+        "command": command(c),
+    }
+
+
+def errors_table(errors: dict[str, int]) -> str:
+    if not errors:
+        return "No row failed."
+    lines = ["| kind | rows | meaning |", "|---|---:|---|"]
+    by_count = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines += [f"| `{kind}` | {count:,} | {KINDS[kind]} |" for kind, count in by_count]
+    return "\n".join(lines)
+
+
+def command(c) -> str:
+    kind, _, arg = c.source.partition(":")
+    source = {"youtube": [], "dir": ["--media-dir", arg], "url": ["--url-template", arg],
+              "clip-url": ["--url-template", arg, "--url-clips"]}[kind]
+    options = ["--index", c.index, "--index-split", c.index_split, "--splits", *c.splits]
+    if c.classes:
+        options += ["--classes", *c.classes]
+    options += ["--limit", str(c.limit), *source, "--format", c.format, "--frame-size", str(c.frame_size),
+                "--captioner", c.captioner, "--seed", str(c.seed), "--shard-size", str(c.shard_size)]
+    return "polymodal build vggsound-plus --out DIR " + shlex.join(options)

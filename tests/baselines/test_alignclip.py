@@ -1,0 +1,272 @@
+"""AlignCLIP: IMSep against a brute-force loop, the DDP row split, the semantic encoders,
+the model card, and the paper's claim in miniature (a higher paired cosine than CLIP)."""
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polymodal.baselines import ENCODERS, MODELS, LinearL2, clip_loss, clip_scores
+from polymodal.baselines.alignclip import AlignClip, BytesNgram, decode_bytes
+from polymodal.baselines.gap import alignment
+from tests.brute_force import sharded_mean, unit_rows
+
+TWO = {"image": 3, "text": 3}
+THREE = {"image": 3, "text": 3, "audio": 3}  # text in the middle: the model must find it by name
+
+
+def with_semantics(inputs: dict[str, int], n: int, d: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Row-aligned float64 unit embeddings per modality, plus raw (unnormalised) semantic rows."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return {**unit_rows(inputs, n, d, seed), "text:semantic": torch.randn(n, 7, generator=g, dtype=torch.float64)}
+
+
+def dot(u: list[float], v: list[float]) -> float:
+    return sum(a * b for a, b in zip(u, v))
+
+
+def mean_ce(logits: list[list[float]], rows: range) -> float:
+    """Mean over ``rows`` of CE(logits[i], label i), from the definition."""
+    return sum(math.log(sum(math.exp(v) for v in logits[i])) - logits[i][i] for i in rows) / len(rows)
+
+
+def brute_force(emb: dict, order: list[str], s: float, sides: str, rows: range, alpha=1.0, beta=0.5) -> float:
+    """The spec's loss, every matrix built entry by entry."""
+    e = {m: emb[m].tolist() for m in order}
+    n = len(e["text"])
+    sem = [[v / math.sqrt(dot(row, row)) for v in row] for row in emb["text:semantic"].tolist()]
+    distance = [[0.0 if i == j else 1 - dot(sem[i], sem[j]) for j in range(n)] for i in range(n)]
+    total = 0.0
+    for a, b in itertools.combinations(order, 2):
+        ab = [[s * dot(e[a][i], e[b][j]) for j in range(n)] for i in range(n)]
+        ba = [[s * dot(e[b][i], e[a][j]) for j in range(n)] for i in range(n)]
+        total += alpha * (mean_ce(ab, rows) + mean_ce(ba, rows))
+
+    def imsep(x, t):
+        m = [[0.0] * n for _ in range(n)]
+        for i in range(n):
+            for j in range(n):
+                m[i][j] = dot(x[i], x[j]) * distance[i][j] + (dot(x[i], t[i]) if i == j else 0.0)
+        return mean_ce([[s * v for v in row] for row in m], rows)
+
+    for other in order:
+        if other == "text":
+            continue
+        if sides in ("both", "image"):
+            total += beta * imsep(e[other], e["text"])
+        if sides == "both":
+            total += beta * imsep(e["text"], e[other])
+    return total
+
+
+@pytest.mark.parametrize("inputs", [TWO, THREE], ids=["2 modalities", "3 modalities"])
+@pytest.mark.parametrize("sides", ["both", "image"])
+def test_loss_matches_the_brute_force_imsep(inputs, sides):
+    model = AlignClip(inputs, imsep_sides=sides, logit_scale_init=1.5)
+    emb = with_semantics(inputs, 7)
+    s = model.logit_scale().item()
+    torch.testing.assert_close(model.loss(emb).item(), brute_force(emb, list(inputs), s, sides, range(7)), rtol=1e-9, atol=1e-9)
+    # Each rank's rows, labelled by global index, weighted by their share, give the whole batch's loss.
+    split = [slice(0, 2), slice(2, 3), slice(3, 7)]
+    for part in split:
+        expected = brute_force(emb, list(inputs), s, sides, range(part.start, part.stop))
+        torch.testing.assert_close(model.loss(emb, rows=part).item(), expected, rtol=1e-9, atol=1e-9)
+    parts = sharded_mean(lambda p: model.loss(emb, rows=p), split, 7)
+    torch.testing.assert_close(parts, model.loss(emb), rtol=1e-12, atol=1e-12)
+
+
+def test_row_shards_give_the_whole_batch_gradient():
+    model = AlignClip(THREE)
+    emb = {k: v.requires_grad_() for k, v in with_semantics(THREE, 6).items()}
+    leaves = [emb[m] for m in THREE]
+    whole = torch.autograd.grad(model.loss(emb), leaves)
+    shards = torch.autograd.grad(sum(model.loss(emb, rows=slice(r, r + 3)) / 2 for r in (0, 3)), leaves)
+    for a, b in zip(whole, shards):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_weights_and_a_task_without_text():
+    emb = with_semantics(TWO, 6)
+    scale = AlignClip(TWO).logit_scale()
+    torch.testing.assert_close(AlignClip(TWO, beta=0.0).loss(emb), 2 * clip_loss([emb["image"], emb["text"]], scale))
+    alpha0 = AlignClip(TWO, alpha=0.0, imsep_sides="image").loss(emb)
+    torch.testing.assert_close(alpha0.item(), brute_force(emb, list(TWO), scale.item(), "image", range(6), alpha=0.0))
+    # XOR-like modalities: no text, so no IMSep and no semantic key; the loss is the unhalved CLIP sum.
+    xor = AlignClip({"a": 2, "b": 2, "c": 2})
+    assert xor.semantic is None
+    out = xor({m: torch.randn(4, 2) for m in "abc"})
+    assert list(out) == ["a", "b", "c"]
+    torch.testing.assert_close(xor.loss(out), 2 * clip_loss(list(out.values()), xor.logit_scale()))
+
+
+def test_loss_explains_a_missing_semantic_key():
+    model = AlignClip(TWO)
+    emb = with_semantics(TWO, 4)
+    del emb["text:semantic"]
+    with pytest.raises(KeyError, match="model\\(batch\\)"):
+        model.loss(emb)
+
+
+def test_logit_scale_is_kept_between_1_and_100():
+    assert AlignClip(TWO, logit_scale_init=math.log(1000)).logit_scale().item() == pytest.approx(100)
+    assert AlignClip(TWO, logit_scale_init=-3.0).logit_scale().item() == pytest.approx(1)
+
+
+def byte_ids(texts: list[str], length: int = 24) -> torch.Tensor:
+    ids = torch.zeros(len(texts), length, dtype=torch.long)
+    for r, text in enumerate(texts):
+        raw = list(text.encode())[:length]
+        ids[r, : len(raw)] = torch.tensor(raw) + 1
+    return ids
+
+
+def test_bytes_ngram_is_a_fixed_offline_text_similarity():
+    texts = ["a red cube", "a red cube", "a red ball", "zzz qqq", ""]
+    ids = byte_ids(texts)
+    assert decode_bytes(ids) == texts
+    bag = BytesNgram()
+    v = bag(ids)
+    torch.testing.assert_close(v.norm(dim=1), torch.tensor([1.0, 1, 1, 1, 0]))
+    sim = v @ v.T
+    assert sim[0, 1] == pytest.approx(1)
+    assert sim[0, 2] > sim[0, 3] + 0.3  # shared words share n-grams
+    torch.testing.assert_close(bag(byte_ids(texts, 40)), v)  # pads carry nothing
+    torch.testing.assert_close(bag(ids.float()), v)  # rows may arrive as floats
+    torch.testing.assert_close(BytesNgram()(ids), v)  # no state, no randomness
+
+
+def test_forward_adds_the_semantic_embeddings_of_the_texts():
+    model = AlignClip(TWO, encoders="linear_l2")
+    ids = byte_ids(["one", "two", "three"], 3).float()
+    out = model({"image": torch.randn(3, 3), "text": ids})
+    assert list(out) == ["image", "text", "text:semantic"]
+    torch.testing.assert_close(out["text:semantic"], BytesNgram()(ids))
+    assert not out["text:semantic"].requires_grad
+    torch.testing.assert_close(out["text"], model.encode("text", ids))
+    assert model.loss(out).ndim == 0
+
+
+def test_hf_semantic_encoder_mean_pools_a_local_frozen_model(tmp_path, monkeypatch):
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub lookup would fail, not download
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *(f"##{c}" for c in letters)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    # The vocab file goes positionally: its keyword is vocab_file in transformers 4, vocab in 5.
+    transformers.BertTokenizer(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
+    transformers.BertModel(config).save_pretrained(tmp_path)
+
+    inputs = {"image": 3, "text": 24}
+    model = AlignClip(inputs, semantic=f"hf:{tmp_path}")
+    texts = ["red cube", "blue ball and cone", "red"]
+    out = model({"image": torch.randn(3, 3), "text": byte_ids(texts, 24).float()})
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    reference = transformers.AutoModel.from_pretrained(tmp_path).eval()
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    assert (batch["input_ids"] != tokenizer.unk_token_id).all()  # the texts really were tokenised
+    with torch.no_grad():
+        hidden = reference(**batch).last_hidden_state
+    mask = batch["attention_mask"][..., None].float()
+    expected = F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1)
+    torch.testing.assert_close(out["text:semantic"], expected)
+    # Frozen and outside the model: not trained, not counted, not checkpointed.
+    assert not out["text:semantic"].requires_grad
+    assert model.card()["parameters"] == AlignClip(inputs).card()["parameters"]
+    assert set(model.state_dict()) == set(AlignClip(inputs).state_dict())
+    assert model.loss(out).ndim == 0
+    with pytest.raises(ValueError, match="semantic encoder"):
+        AlignClip(TWO, semantic="hf")
+
+
+def test_card_rebuilds_the_model_and_its_weights_load():
+    model = MODELS["alignclip"](THREE, d_model=8, tokens=2, layers=1, heads=2, imsep_sides="image", beta=0.25)
+    card = model.card()
+    assert card["name"] == "alignclip"
+    config = json.loads(json.dumps(card["config"]))
+    rebuilt = MODELS["alignclip"](THREE, **config)
+    assert rebuilt.card() == card
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(rebuilt.encode("audio", x), model.encode("audio", x))
+    with pytest.raises(ValueError, match="imsep_sides"):
+        AlignClip(TWO, imsep_sides="neither")
+    with pytest.raises(ValueError, match="unknown encoders"):
+        AlignClip(TWO, encoders="nope")
+
+
+def test_shared_tower_embeds_every_modality_on_the_sphere_and_scores_like_clip():
+    model = AlignClip(THREE)
+    x = {m: torch.randn(5, 3) for m in THREE}
+    e = {m: model.encode(m, v) for m, v in x.items()}
+    for v in e.values():
+        torch.testing.assert_close(v.norm(dim=1), torch.ones(5))
+    # One tower: only the input embedders, token maps and modality embeddings are per modality.
+    shared = {n.split(".")[1] for n, _ in model.named_parameters() if n.startswith("tower.")}
+    assert shared == {"embedders", "to_tokens", "modality_embedding", "transformer", "norm", "projection"}
+    scores = model.score({"audio": e["audio"], "image": e["image"]}, "text", e["text"][:3])
+    torch.testing.assert_close(scores, clip_scores([e["image"], e["audio"]], e["text"][:3], model.logit_scale()))
+    with pytest.raises(ValueError, match="not a query"):
+        model.score({"text": e["text"]}, "text", e["text"])
+
+
+# --- The claim in miniature: AlignCLIP closes the gap that CLIP leaves. -------------------
+
+ADJECTIVES = ["red", "green", "blue", "small", "large", "shiny"]
+NOUNS = ["cube", "ball", "cone", "ring", "star"]
+CONCEPTS = list(itertools.product(range(len(ADJECTIVES)), range(len(NOUNS))))
+CAPTIONS = byte_ids([f"{ADJECTIVES[a]} {NOUNS[b]}" for a, b in CONCEPTS], 16)
+
+
+class ByteBag(nn.Module):
+    """Mean of learned byte embeddings, onto the unit sphere: a tiny text embedder."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(257, d_model, mode="mean", padding_idx=0)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.bag(ids.long()), dim=-1)
+
+
+def captioned_images(inputs: dict[str, int], d_model: int) -> nn.ModuleDict:
+    return nn.ModuleDict({"image": LinearL2(inputs["image"], d_model), "text": ByteBag(d_model)})
+
+
+def sample(n: int, g: torch.Generator, mixing: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Images: a noisy linear view of (adjective, noun) one-hots; texts: their captions."""
+    c = torch.randint(len(CONCEPTS), (n,), generator=g)
+    parts = torch.tensor(CONCEPTS)[c]
+    onehot = torch.cat([F.one_hot(parts[:, 0], len(ADJECTIVES)), F.one_hot(parts[:, 1], len(NOUNS))], 1).float()
+    return {"image": onehot @ mixing + 0.3 * torch.randn(n, mixing.shape[1], generator=g), "text": CAPTIONS[c]}
+
+
+def trained_alignment(name: str) -> float:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    mixing = torch.randn(len(ADJECTIVES) + len(NOUNS), 12, generator=g)
+    model = MODELS[name]({"image": 12, "text": CAPTIONS.shape[1]}, d_model=16, encoders="captioned-images")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = model.loss(model(sample(64, g, mixing)), generator=g)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        e = model(sample(512, g, mixing))
+    return alignment(e["image"], e["text"]).item()
+
+
+def test_alignclip_aligns_pairs_better_than_clip(monkeypatch, one_thread):
+    monkeypatch.setitem(ENCODERS, "captioned-images", captioned_images)
+    clip, align = trained_alignment("clip"), trained_alignment("alignclip")
+    assert align > clip + 0.2, (clip, align)

@@ -1,0 +1,80 @@
+"""torchrun on CPU with gloo: two ranks must equal one process on the global batch."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from polymodal.builders.core.runner import build
+from polymodal.builders.xor import XorBuilder, XorConfig
+from tests.helpers import sigkill_when
+
+from tests.helpers import ROOT
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_two_ranks_equal_one_process_for_every_loss(tmp_path):
+    out = tmp_path / "report.json"
+    subprocess.run([*TORCHRUN, str(ROOT / "tests" / "benchmarks" / "ddp_worker.py"), str(out)], check=True, cwd=ROOT, env=_env(),
+                   capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert set(report) == {"clip", "symile-n", "symile-n2"}
+    for label, diff in report.items():
+        assert diff["grad_norm"] > 1e-3, label  # the comparison is not between zeros
+        assert diff["loss"] < 1e-5 and diff["grad"] < 1e-5, (label, diff)
+
+
+@pytest.fixture(scope="module")
+def xor_data(tmp_path_factory):
+    data = tmp_path_factory.mktemp("xor")
+    build(XorBuilder(XorConfig(p_hat=1.0, train=2000, val=400, test=400, test_draws=2, shard_size=1000)), data,
+          progress=False)
+    return data
+
+
+def _train(data, out, *extra, launcher=(sys.executable, "-m", "polymodal")):
+    cmd = [*launcher, "train", "--task", "xor", "--model", "symile", "--data", str(data), "--out", str(out),
+           "--batch-size", "200", "--no-progress", *extra]
+    return cmd
+
+
+def test_torchrun_training_matches_single_process_training(xor_data, tmp_path):
+    subprocess.run(_train(xor_data, tmp_path / "one", "--epochs", "2"), check=True, cwd=ROOT, env=_env(),
+                   capture_output=True, timeout=300)
+    subprocess.run(_train(xor_data, tmp_path / "two", "--epochs", "2", launcher=(*TORCHRUN, "-m", "polymodal")),
+                   check=True, cwd=ROOT, env=_env(), capture_output=True, timeout=300)
+    one, two = load_file(tmp_path / "one" / "best.safetensors"), load_file(tmp_path / "two" / "best.safetensors")
+    assert one.keys() == two.keys()
+    for key in one:
+        assert (one[key] - two[key]).abs().max() < 1e-4, key
+    log_one = [json.loads(x) for x in (tmp_path / "one" / "train_log.jsonl").read_text().splitlines()]
+    log_two = [json.loads(x) for x in (tmp_path / "two" / "train_log.jsonl").read_text().splitlines()]
+    assert [round(r["val_loss"], 4) for r in log_one] == [round(r["val_loss"], 4) for r in log_two]
+
+
+def test_a_killed_run_resumes_to_the_same_weights_and_metrics(xor_data, tmp_path, run_cli):
+    epochs = ["--epochs", "40"]
+    subprocess.run(_train(xor_data, tmp_path / "whole", *epochs), check=True, cwd=ROOT, env=_env(), capture_output=True)
+    killed = tmp_path / "killed"
+    log = killed / "train_log.jsonl"
+    sigkill_when(_train(xor_data, killed, *epochs), lambda: log.is_file() and len(log.read_text().splitlines()) >= 3,
+                 env=_env())
+    assert len(log.read_text().splitlines()) < 40
+    subprocess.run(_train(xor_data, killed, *epochs, "--resume"), check=True, cwd=ROOT, env=_env(), capture_output=True)
+
+    whole, resumed = load_file(tmp_path / "whole" / "best.safetensors"), load_file(killed / "best.safetensors")
+    assert all((whole[k] == resumed[k]).all() for k in whole)
+    strip = lambda path: [{k: v for k, v in json.loads(x).items() if not k.startswith("samples_per_s")}
+                          for x in path.read_text().splitlines()]
+    assert strip(log) == strip(tmp_path / "whole" / "train_log.jsonl")
+    results = [json.loads(run_cli("polymodal", "eval", run).stdout and (run / "result.json").read_text())
+               for run in (tmp_path / "whole", killed)]
+    assert results[0]["metrics"] == results[1]["metrics"]

@@ -1,0 +1,170 @@
+"""The Symile-M3 task: the feature cache, the paper's encoders on tiny configs, training and scoring."""
+
+import json
+import typing
+
+import numpy as np
+import pytest
+import torch
+
+from polymodal.baselines.models import MODELS
+from polymodal.benchmarks.feature_cache import cache_path
+from polymodal.benchmarks.tasks.symile_m3.featurizers import EmbeddedFeaturizer, featurize, featurize_all, load_features
+from polymodal.benchmarks.runs import evaluate_run, train_run
+from polymodal.benchmarks.tasks import load_task
+from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.benchmarks.protocols.gap import embed
+from polymodal.benchmarks.tasks.symile_m3.task import retrieve
+from polymodal.builders.core.runner import build
+from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, M3Config, SymileM3Builder
+from polymodal.builders.symile_m3.speech import CACHE_ENV
+from polymodal.leaderboard.schema import validate_result
+
+TINY = dict(languages=LANGUAGE_SETS["M3-2"], train=64, val=32, test=48, shard_size=32, seed=3)
+FAST = TrainConfig(epochs=2, batch_size=32, lr=1e-3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def caches(tmp_path_factory):
+    """One speech cache and one feature cache for the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("tts")))
+        mp.setenv("POLYMODAL_FEATURES", str(tmp_path_factory.mktemp("features")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def m3(tmp_path_factory):
+    out = tmp_path_factory.mktemp("m3")
+    build(SymileM3Builder(M3Config(**TINY)), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def m3_missing(tmp_path_factory):
+    out = tmp_path_factory.mktemp("m3-missing")
+    build(SymileM3Builder(M3Config(**TINY, missing_p=0.5)), out, progress=False)
+    return out
+
+
+class Refuses:
+    """A featurizer that fails if called: proves a cached split is not recomputed."""
+
+    info: typing.ClassVar[dict] = {}
+
+    def prepare(self, rows):
+        raise AssertionError("recomputed a cached split")
+
+
+def test_featurize_caches_once_and_reuses(m3, tmp_path, run_cli):
+    paths = featurize_all(m3, "embedded", out=tmp_path)
+    assert [p.name for p in paths] == ["test.safetensors", "train.safetensors", "val.safetensors"]
+    assert paths[0] == cache_path(m3, "embedded", "test", tmp_path) and paths[0].parent.parent.parent == tmp_path
+    stamps = [p.stat().st_mtime_ns for p in paths]
+    assert featurize_all(m3, "embedded", out=tmp_path, featurizer=Refuses()) == paths
+    assert [p.stat().st_mtime_ns for p in paths] == stamps
+    assert not list(tmp_path.rglob("*.tmp"))
+    arrays, info = load_features(m3, "embedded", "train", out=tmp_path)
+    assert arrays["image"].shape == (64, 256) and arrays["text"].shape == (64, 128) and info["missing_token"] == 257
+    assert np.isfinite(arrays["audio"]).all() and arrays["missing"].sum() == 0
+    run_cli("polymodal", "featurize", "--data", str(m3), "--encoder", "embedded", "--out", str(tmp_path))
+    assert [p.stat().st_mtime_ns for p in paths] == stamps
+
+
+class FakeTokenizer:
+    """Stands in for XLM-R's tokenizer (no download here): same call signature, ids from UTF-8 bytes."""
+
+    pad_token_id = 1
+
+    def __len__(self):
+        return 300
+
+    def __call__(self, texts, padding, truncation, max_length):
+        assert padding == "max_length" and truncation
+        ids = [[0] + [b + 3 for b in t.encode()][: max_length - 2] + [2] for t in texts]
+        return {"input_ids": [row + [self.pad_token_id] * (max_length - len(row)) for row in ids]}
+
+
+def test_paper_featurizer_runs_on_tiny_models(m3, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from polymodal.benchmarks.tasks.symile_m3.featurizers import PaperFeaturizer
+
+    image, audio = tmp_path / "clip", tmp_path / "whisper"
+    transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=16,
+    )).save_pretrained(image)
+    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(image)
+    transformers.WhisperModel(transformers.WhisperConfig(
+        d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80, max_source_positions=1500, max_target_positions=8,
+    )).save_pretrained(audio)
+    transformers.WhisperFeatureExtractor(feature_size=80).save_pretrained(audio)
+    featurizer = PaperFeaturizer(image=str(image), audio=str(audio), text_len=16, tokenizer=FakeTokenizer(), device="cpu")
+    path = featurize(m3, "paper-tiny", "test", out=tmp_path, featurizer=featurizer)
+    # The processors in two loader workers, the models in this process: the same file.
+    assert featurize(m3, "paper-tiny", "test", out=tmp_path / "w2", featurizer=featurizer, workers=2).read_bytes() == path.read_bytes()
+    arrays, info = load_features(m3, "paper-tiny", "test", out=tmp_path)
+    assert arrays["image"].shape == (48, 16) and arrays["audio"].shape == (48, 16) and arrays["text"].shape == (48, 16)
+    assert np.isfinite(arrays["image"]).all() and np.isfinite(arrays["audio"]).all()
+    assert info == {"text_vocab": 301, "text_pad": 1, "missing_token": 300} and path.is_file()
+
+
+def test_train_and_eval_write_a_valid_result(m3, tmp_path):
+    train_run("symile-m3", "symile", m3, tmp_path / "run", FAST, progress=False)
+    result = evaluate_run(tmp_path / "run")
+    validate_result(result)
+    assert result["primary_metric"] == "acc1" and result["metrics"]["acc1"]["n"] == 48
+    assert result["references"] == {"chance_w": 0.5, "chance": 0.1}
+    acc = result["metrics"]["acc1"]
+    assert result["metrics"]["acc1_ci95_low"]["value"] <= acc["value"] <= result["metrics"]["acc1_ci95_high"]["value"]
+    assert result["model"]["config"]["model"]["encoders"] == "m3-embedded"
+    assert json.loads((tmp_path / "run" / "result.json").read_text()) == result
+
+
+@pytest.mark.parametrize("name", ["clip", "symile"])
+def test_scorer_retrieves_among_all_test_images(m3, name):
+    task = load_task("symile-m3")
+    torch.manual_seed(0)
+    model = MODELS[name](task.inputs(json.loads((m3 / "manifest.json").read_text())), **task.model_defaults).eval()
+    data = task.load_split(m3, "test")
+    with torch.no_grad():
+        image, audio, text = (model.encode(m, data[m]) for m in ("image", "audio", "text"))
+        brute = []
+        for q in range(len(audio)):  # one query against every test image, one at a time
+            scores = [model.score({"audio": audio[q : q + 1], "text": text[q : q + 1]}, "image", image[c : c + 1]).item()
+                      for c in range(len(image))]
+            brute.append(int(np.argmax(scores)))
+    assert retrieve(model, embed(model, data)).tolist() == brute
+
+
+def test_missing_modalities_train_without_nan(m3_missing, tmp_path):
+    task = load_task("symile-m3")
+    arrays = task.split_arrays(m3_missing, "train")
+    missing = arrays["missing"].astype(bool)
+    assert missing.any(axis=0).all() and not task.split_arrays(m3_missing, "test")["missing"].any()
+    data = task.load_split(m3_missing, "train")
+    gone = missing[:, 0]
+    assert torch.allclose(data["image"][gone, :-1], torch.from_numpy(arrays["image"][~gone].mean(0)).expand(int(gone.sum()), -1))
+    assert data["image"][:, -1].numpy().tolist() == gone.astype(float).tolist()
+    assert (data["text"][missing[:, 2], 0] == 257).all() and (data["text"][missing[:, 2], 1:] == 0).all()
+    record = train_run("symile-m3", "symile", m3_missing, tmp_path / "run", FAST, progress=False)
+    assert np.isfinite(record["summary"]["best_val_loss"])
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(e["train_loss"]) and np.isfinite(e["val_loss"]) for e in log)
+    assert np.isfinite(evaluate_run(tmp_path / "run")["metrics"]["acc1"]["value"])
+
+
+def test_bench_maps_language_set_sizes():
+    configs = load_task("symile-m3").bench_configs(["--languages", "2,5", "--train", "100", "--missing-p", "0.5"])
+    assert list(configs) == ["M3-2", "M3-5"]
+    assert configs["M3-5"].languages == LANGUAGE_SETS["M3-5"] and configs["M3-2"].train == 100
+    assert configs["M3-2"].missing_p == 0.5
+    with pytest.raises(SystemExit):
+        load_task("symile-m3").bench_configs(["--languages", "3"])
+
+
+def test_featurize_marks_missing_text_with_its_token(m3_missing, tmp_path):
+    featurize(m3_missing, "embedded", "val", out=tmp_path, featurizer=EmbeddedFeaturizer())
+    arrays, _ = load_features(m3_missing, "embedded", "val", out=tmp_path)
+    gone = arrays["missing"][:, 2].astype(bool)
+    assert gone.any() and (arrays["text"][gone, 0] == 257).all() and (arrays["text"][gone, 1:] == 0).all()
