@@ -13,6 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
+from polymodal.builders.core.options import option
+from polymodal.builders.schema import META, XOR_FIELDS
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
 from polymodal.builders.core.tarshards import npy_rows
 
@@ -30,14 +32,16 @@ def bayes_accuracy(dim: int, p_hat: float) -> float:
 
 @dataclass(frozen=True)
 class XorConfig:
-    dim: int = 5
-    p_hat: float = 0.5
-    train: int = 10_000
-    val: int = 1_000
-    test: int = 5_000
-    test_draws: int = 10
-    seed: int = 0
-    shard_size: int = 5_000
+    dim: int = option(5, "bits per modality, d")
+    p_hat: float = option(
+        0.5, "probability that c = a XOR b; a list or sweep such as 0,0.1,...,1 builds one dataset per value into "
+        "OUT/p_hat=<value>", parse=lambda text: float_list(text), sweep=True, metavar="P[,P...]")
+    train: int = option(10_000, "training samples")
+    val: int = option(1_000, "validation samples")
+    test: int = option(5_000, "samples per test draw")
+    test_draws: int = option(10, "independent test sets, split test_0..test_{k-1}; the paper scores 10")
+    seed: int = option(0, "master seed")
+    shard_size: int = option(5_000, "samples per shard")
 
     def __post_init__(self):
         if not 0.0 <= self.p_hat <= 1.0:
@@ -50,7 +54,7 @@ class XorBuilder(Builder):
     name = "xor"
     version = "1.0.0"
     prefix = "xor"
-    fields = ("a.npy", "b.npy", "c.npy", "json")
+    fields = XOR_FIELDS
     card = "xor.md"
     Config = XorConfig
 
@@ -63,37 +67,11 @@ class XorBuilder(Builder):
         columns = [npy_rows(a), npy_rows(b), npy_rows(c)]
         meta = [json.dumps({"i": 0}).encode(), json.dumps({"i": 1}).encode()]
         for n in range(spec.count):
-            sample = {"a.npy": columns[0][n], "b.npy": columns[1][n], "c.npy": columns[2][n], "json": meta[i[n]]}
+            sample = {**{f: column[n] for f, column in zip(XOR_FIELDS, columns)}, META: meta[i[n]]}
             yield Row(sample_key(spec.start + n), sample)
 
     def tool_versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        d = XorConfig()
-        parser.add_argument("--dim", type=int, default=d.dim, help="bits per modality, d (default %(default)s)")
-        parser.add_argument(
-            "--p-hat", type=float_list, default=[d.p_hat],
-            help="probability that c = a XOR b; a list or sweep such as 0,0.1,...,1 builds one dataset per value "
-            "into OUT/p_hat=<value> (default %(default)s)",
-        )
-        parser.add_argument("--train", type=int, default=d.train, help="training samples (default %(default)s)")
-        parser.add_argument("--val", type=int, default=d.val, help="validation samples (default %(default)s)")
-        parser.add_argument("--test", type=int, default=d.test, help="samples per test draw (default %(default)s)")
-        parser.add_argument(
-            "--test-draws", type=int, default=d.test_draws,
-            help="independent test sets, split test_0..test_{k-1}; the paper scores 10 (default %(default)s)",
-        )
-        parser.add_argument("--seed", type=int, default=d.seed, help="master seed (default %(default)s)")
-        parser.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard (default %(default)s)")
-
-    @classmethod
-    def configs_from_args(cls, args) -> dict[str, XorConfig]:
-        """One config per p_hat, keyed by the folder a sweep puts it in."""
-        common = dict(dim=args.dim, train=args.train, val=args.val, test=args.test,
-                      test_draws=args.test_draws, seed=args.seed, shard_size=args.shard_size)
-        return {sweep_folder(p): XorConfig(p_hat=p, **common) for p in args.p_hat}
 
     def card_fields(self, manifest: dict) -> dict[str, str]:
         c = self.config
@@ -103,15 +81,7 @@ class XorBuilder(Builder):
             "bayes": f"{bayes_accuracy(c.dim, c.p_hat):.4f}",
             "chance": f"{2.0 ** -c.dim:.4f}",
             "test_draws": str(c.test_draws),
-            "command": (
-                f"polymodal build xor --out DIR --dim {c.dim} --p-hat {c.p_hat:g} --train {c.train} --val {c.val} "
-                f"--test {c.test} --test-draws {c.test_draws} --seed {c.seed} --shard-size {c.shard_size}"
-            ),
         }
-
-
-def sweep_folder(p_hat: float) -> str:
-    return f"p_hat={p_hat:g}"
 
 
 def float_list(text: str) -> list[float]:

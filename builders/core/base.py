@@ -9,6 +9,7 @@ bytes come out the same.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -18,10 +19,7 @@ from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
-# Metadata of a config field that steers how a build runs (a proxy, a batch size), not what it holds:
-# it is left out of the dataset id and the manifest, so it may change between a build and its resume.
-RUNTIME = {"runtime": True}
-
+from polymodal.builders.core.options import Preset, add_options, command_line, configs_from_args
 
 @dataclass(frozen=True)
 class ShardSpec:
@@ -78,20 +76,35 @@ class Builder:
     card: ClassVar[str]  # data card template name in data_cards/
     row_table: ClassVar[bool] = False  # write a parquet table of every input row per shard
 
+    Config: ClassVar[type]  # a frozen dataclass whose fields are declared with `options.option`
+    presets: ClassVar[tuple[Preset, ...]] = ()  # flags that set several fields at once
+
     def __init__(self, config):
         self.config = config
 
-    # -- to implement -------------------------------------------------------
+    # -- from the config's declarations -------------------------------------
     @classmethod
     def add_arguments(cls, parser) -> None:
-        """Add this dataset's options to its `polymodal build NAME` parser."""
-        raise NotImplementedError
+        """This dataset's options, on its `polymodal build NAME` parser."""
+        add_options(parser, cls.Config, cls.presets)
 
     @classmethod
     def configs_from_args(cls, args) -> dict[str, Any]:
         """Configs from parsed options, keyed by the sub-folder each goes to when there are several."""
-        raise NotImplementedError
+        return configs_from_args(cls.Config, args, cls.presets)
 
+    @classmethod
+    def configs_from_argv(cls, argv: list[str], prog: str) -> dict[str, Any]:
+        """Configs from a command line of this dataset's options alone (what `polymodal bench` passes on)."""
+        parser = argparse.ArgumentParser(prog=prog, description=f"{cls.name} dataset options")
+        cls.add_arguments(parser)
+        return cls.configs_from_args(parser.parse_args(argv))
+
+    def command(self) -> str:
+        """The portable command that builds this config's data again."""
+        return command_line(self.config, f"polymodal build {self.name}")
+
+    # -- to implement -------------------------------------------------------
     def split_sizes(self) -> dict[str, int]:
         raise NotImplementedError
 

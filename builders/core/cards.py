@@ -34,6 +34,7 @@ def render_card(builder: Builder, manifest: dict) -> str:
         "splits_table": _splits_table(manifest),
         "data_files": _data_files_yaml(manifest, builder.prefix),
         "total_samples": f"{sum(s['samples'] for s in manifest['splits'].values()):,}",
+        "command": builder.command(),
         **builder.card_fields(manifest),
     }
     return Template(template).substitute(values)

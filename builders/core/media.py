@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from polymodal.builders.schema import SAMPLE_RATE
 JPEG_QUALITY = 95
 
 

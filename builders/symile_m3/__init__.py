@@ -1,5 +1,8 @@
-"""Symile-M3: multilingual image-text-audio triples; the builder, its sources, class names, speech and card."""
+"""Symile-M3: multilingual image-text-audio triples; the builder, its sources, class names, speech and card.
 
-from .builder import SymileM3Builder
+What the harness may use is exported here; the modules inside are the builder's own.
+"""
 
-__all__ = ["SymileM3Builder"]
+from .builder import LANGUAGE_SETS, M3Config, SymileM3Builder, hf_features
+
+__all__ = ["LANGUAGE_SETS", "M3Config", "SymileM3Builder", "hf_features"]

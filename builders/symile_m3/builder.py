@@ -22,6 +22,8 @@ from typing import Iterator
 import numpy as np
 
 from polymodal.builders.core import media
+from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT
+from polymodal.builders.core.options import Preset, option
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
 from polymodal.builders.symile_m3.card import card_fields
 from polymodal.builders.symile_m3.names import SEPARATOR
@@ -46,16 +48,26 @@ BYTE_SHAPING_PACKAGES = ("numpy", "pillow", "soundfile", "scipy", "scikit-learn"
 
 @dataclass(frozen=True)
 class M3Config:
-    languages: tuple[str, ...] = LANGUAGE_SETS["M3-5"]
-    images: str = "digits"
-    audio: str = "espeak"
-    names: str = ""  # class-name table; "" takes the image source's default
-    train: int = 10_000
-    val: int = 1_000
-    test: int = 2_000
-    missing_p: float = 0.0
-    seed: int = 0
-    shard_size: int = 1_000
+    languages: tuple[str, ...] = option(
+        LANGUAGE_SETS["M3-5"], "a language set (" + "; ".join(f"{k}: {','.join(v)}" for k, v in LANGUAGE_SETS.items())
+        + ") or a comma-separated list", parse=lambda text: language_list(text), show=",".join, metavar="SET|LIST")
+    images: str = option(
+        "digits", "digits (scikit-learn, bundled), imagenet:PATH (ILSVRC train layout, one folder per synset) or "
+        "imagefolder:PATH (one folder per class, names in PATH/classes.json)")
+    audio: str = option(
+        "espeak", "espeak (offline speech, needs espeak-ng) or commonvoice:PATH (a Common Voice release, needs ffmpeg)")
+    names: str = option(
+        "", "class-name table: digits (number words), babel (bundled Babel-ImageNet) or translations:FILE (the "
+        "paper's translations.json form {class: {synset_id, cls_id, <lang>: name}}); default: the image source's own",
+        shorthands=(("--translations", "FILE", "translations:{}"),))
+    train: int = option(10_000, "training samples (overrides --size)", preset="size")
+    val: int = option(1_000, "validation samples (overrides --size)", preset="size")
+    test: int = option(2_000, "test samples (overrides --size)", preset="size")
+    missing_p: float = option(
+        0.0, "probability that each modality of a train or val sample is missing, independently; the test set stays "
+        "complete")
+    seed: int = option(0, "master seed")
+    shard_size: int = option(1_000, "samples per shard")
 
     def __post_init__(self):
         object.__setattr__(self, "languages", tuple(self.languages))  # a manifest round trip gives a list
@@ -109,10 +121,11 @@ def draw(rng: np.random.Generator, n: int, w: int, pool_sizes: np.ndarray, image
 
 
 class SymileM3Builder(Builder):
+    presets = (Preset("--size", ("train", "val", "test"), SIZES, "the published split sizes, train/val/test"),)
     name = "symile-m3"
     version = "1.0.0"
     prefix = "m3"
-    fields = ("audio.flac", "cls", "image.jpg", "json", "text.txt")
+    fields = MEDIA_FIELDS
     card = "symile_m3.md"
     Config = M3Config
 
@@ -156,11 +169,11 @@ class SymileM3Builder(Builder):
                 "missing": missing,
             }
             sample = {
-                "image.jpg": media.blank_jpeg() if missing["image"] else jpeg,
-                "audio.flac": media.silent_flac() if missing["audio"] else flac,
-                "text.txt": b"" if missing["text"] else SEPARATOR.join(word for word, _, _ in words).encode(),
-                "cls": str(target.cls_id).encode(),
-                "json": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode(),
+                IMAGE: media.blank_jpeg() if missing["image"] else jpeg,
+                AUDIO: media.silent_flac() if missing["audio"] else flac,
+                TEXT: b"" if missing["text"] else SEPARATOR.join(word for word, _, _ in words).encode(),
+                LABEL: str(target.cls_id).encode(),
+                META: json.dumps(meta, ensure_ascii=False, sort_keys=True).encode(),
             }
             yield Row(sample_key(spec.start + n), sample)
 
@@ -184,60 +197,6 @@ class SymileM3Builder(Builder):
             **name_clashes(cat, self.config.languages),
         }
 
-    # -- command line -----------------------------------------------------------
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        d = M3Config()
-        parser.add_argument(
-            "--languages", type=language_list, default=d.languages, metavar="SET|LIST",
-            help="a language set (" + "; ".join(f"{k}: {','.join(v)}" for k, v in LANGUAGE_SETS.items())
-            + ") or a comma-separated list (default M3-5)",
-        )
-        parser.add_argument(
-            "--images", default=d.images,
-            help="digits (scikit-learn, bundled), imagenet:PATH (ILSVRC train layout, one folder per synset) or "
-            "imagefolder:PATH (one folder per class, names in PATH/classes.json) (default %(default)s)",
-        )
-        parser.add_argument(
-            "--audio", default=d.audio,
-            help="espeak (offline speech, needs espeak-ng) or commonvoice:PATH (a Common Voice release, needs "
-            "ffmpeg) (default %(default)s)",
-        )
-        parser.add_argument(
-            "--translations", metavar="FILE",
-            help="class names in the paper's translations.json form {class: {synset_id, cls_id, <lang>: name}}; "
-            "default: the image source's own table (digits: number words; imagenet: bundled Babel-ImageNet)",
-        )
-        parser.add_argument(
-            "--size", choices=sorted(SIZES),
-            help="preset split sizes: " + ", ".join(f"{k} {'/'.join(f'{n:,}' for n in v)}" for k, v in SIZES.items())
-            + f" (default {d.train:,}/{d.val:,}/{d.test:,})",
-        )
-        parser.add_argument("--train", type=int, help="training samples (overrides --size)")
-        parser.add_argument("--val", type=int, help="validation samples (overrides --size)")
-        parser.add_argument("--test", type=int, help="test samples (overrides --size)")
-        parser.add_argument(
-            "--missing-p", type=float, default=d.missing_p,
-            help="probability that each modality of a train or val sample is missing, independently; the test "
-            "set stays complete (default %(default)s)",
-        )
-        parser.add_argument("--seed", type=int, default=d.seed, help="master seed (default %(default)s)")
-        parser.add_argument("--shard-size", type=int, default=d.shard_size, help="samples per shard (default %(default)s)")
-
-    @classmethod
-    def configs_from_args(cls, args) -> dict[str, M3Config]:
-        d = M3Config()
-        train, val, test = SIZES[args.size] if args.size else (d.train, d.val, d.test)
-        config = M3Config(
-            languages=args.languages, images=args.images, audio=args.audio,
-            names=f"translations:{args.translations}" if args.translations else "",
-            train=train if args.train is None else args.train,
-            val=val if args.val is None else args.val,
-            test=test if args.test is None else args.test,
-            missing_p=args.missing_p, seed=args.seed, shard_size=args.shard_size,
-        )
-        return {"": config}
-
     def card_fields(self, manifest: dict) -> dict[str, str]:
         return card_fields(self.config, manifest)
 
@@ -252,8 +211,8 @@ def hf_features():
     text, integer, flag = Value("string"), Value("int64"), Value("bool")
     return Features({
         "__key__": text, "__url__": text,
-        "audio.flac": Value("binary"), "cls": integer, "image.jpg": Image(), "text.txt": text,
-        "json": {
+        AUDIO: Value("binary"), LABEL: integer, IMAGE: Image(), TEXT: text,
+        META: {
             "audio": text, "class_id": integer, "class_key": text, "image": text, "language": text, "target": text,
             "missing": {m: flag for m in MODALITIES},
             "words": [{"class_id": integer, "language": text, "word": text}],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from polymodal.builders.core.cards import size_category
-from polymodal.builders.symile_m3.sources import default_names, parse_spec
+from polymodal.builders.symile_m3.sources import parse_spec
 
 # What each source adds to the card's terms, by source kind.
 IMAGE_TERMS = {
@@ -56,17 +56,7 @@ def card_fields(c, manifest: dict) -> dict[str, str]:
         "differences": differences_from_paper(c),
         "terms": "\n".join(f"- {line}" for line in terms(c)),
         "size_category": size_category(sum(s["samples"] for s in manifest["splits"].values())),
-        "command": command(c),
     }
-
-
-def command(c) -> str:
-    options = [f"--languages {','.join(c.languages)}", f"--images {c.images}", f"--audio {c.audio}"]
-    if c.names != default_names(c.images):
-        options.append(f"--translations {c.names.partition(':')[2]}")
-    options += [f"--train {c.train}", f"--val {c.val}", f"--test {c.test}", f"--missing-p {c.missing_p:g}",
-                f"--seed {c.seed}", f"--shard-size {c.shard_size}"]
-    return "polymodal build symile-m3 --out DIR " + " ".join(options)
 
 
 def differences_from_paper(c) -> str:

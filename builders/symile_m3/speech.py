@@ -25,7 +25,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from polymodal.builders.core.media import SAMPLE_RATE, SourceError, flac_bytes, require_tool, resampler_version, to_16k, tool_version
+from polymodal.builders.schema import SAMPLE_RATE
+from polymodal.builders.core.media import SourceError, flac_bytes, require_tool, resampler_version, to_16k, tool_version
 from polymodal.builders.core.tarshards import write_atomic
 
 CACHE_ENV = "POLYMODAL_CACHE"

@@ -1,5 +1,9 @@
-"""VGG-sound+: frame, audio and caption per VGGSound clip; the builder, index, fetching, clips, captions and card."""
+"""VGG-sound+: frame, audio and caption per VGGSound clip; the builder, index, fetching, clips, captions and card.
 
-from .builder import VggSoundPlusBuilder
+What the harness may use is exported here; the modules inside are the builder's own.
+"""
 
-__all__ = ["VggSoundPlusBuilder"]
+from .builder import VggConfig, VggSoundPlusBuilder, hf_features
+from .index import class_index
+
+__all__ = ["VggConfig", "VggSoundPlusBuilder", "class_index", "hf_features"]

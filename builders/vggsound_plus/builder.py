@@ -21,46 +21,59 @@ import importlib.util
 import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator, Mapping
 
 from polymodal.builders.core import media
-from polymodal.builders.core.base import RUNTIME, Builder, Row, ShardSpec, sample_key
+from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key
+from polymodal.builders.core.options import option
 from polymodal.builders.vggsound_plus.captioners import Clip, open_captioner
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.vggsound_plus.card import card_fields
 from polymodal.builders.vggsound_plus.failures import ClipFailure
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import SPLITS, IndexRow, class_index, select
-from polymodal.builders.vggsound_plus.clips import CLIP_SECONDS, Extracted, extract
+from polymodal.builders.schema import AUDIO, CLIP_SECONDS, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT
+from polymodal.builders.vggsound_plus.clips import Extracted, extract
 
 
 @dataclass(frozen=True)
 class VggConfig:
-    index: str = ""  # the VGGSound CSV, either form
-    index_split: str = "test"  # split of the rows in `<ytid>_<start:06d>.mp4,<label>` form, which name none
-    splits: tuple[str, ...] = SPLITS
-    classes: tuple[str, ...] = ()  # display names; empty: all 309
-    limit: int = 0  # rows per split, from the top of the index; 0: all
-    source: str = "youtube"  # youtube | url:TEMPLATE | clip-url:TEMPLATE | dir:PATH
-    format: str = "b"  # yt-dlp format selector
-    frame_size: int = 256  # shorter side of the frame in pixels; 0 keeps the source's
-    captioner: str = "template"  # template | hf:MODEL
-    seed: int = 0
-    shard_size: int = 500
-    # How to fetch and compute, not what: a resume may change these.
-    cookies: str = field(default="", metadata=RUNTIME)
-    proxy: str = field(default="", metadata=RUNTIME)
-    rate_limit: str = field(default="", metadata=RUNTIME)
-    sleep: float = field(default=0.0, metadata=RUNTIME)
-    retries: int = field(default=3, metadata=RUNTIME)
-    backoff: float = field(default=5.0, metadata=RUNTIME)
-    socket_timeout: float = field(default=30.0, metadata=RUNTIME)
-    threads: int = field(default=4, metadata=RUNTIME)  # clips in flight per shard
-    caption_batch: int = field(default=16, metadata=RUNTIME)
+    index: str = option(
+        "", "the VGGSound index: rows `ytid,start,label,split`, or `<ytid>_<start:06d>.mp4,<label>` (no header)",
+        required=True, metavar="CSV")
+    index_split: str = option(
+        "test", "split of the `<ytid>_<start>.mp4,<label>` rows, which name none", choices=SPLITS)
+    splits: tuple[str, ...] = option(SPLITS, "splits to build", many=True, choices=SPLITS)
+    classes: tuple[str, ...] = option(
+        (), 'only these classes, by display name, e.g. "dog barking" (none: all 309)', many=True, metavar="NAME")
+    limit: int = option(0, "at most this many rows per split from the top of the index, 0 for all")
+    source: str = option(
+        "youtube", "where the clips come from: youtube; url:TEMPLATE, a mirror of whole videos fetched with yt-dlp "
+        "({ytid}, {start} and {end} are filled in, e.g. 'https://mirror/{ytid}.mp4'); clip-url:TEMPLATE, a mirror "
+        "that serves the 10 s clips themselves; dir:PATH, a folder of cut clips <ytid>_<start:06d>.mp4",
+        shorthands=(("--media-dir", "DIR", "dir:{}"),))
+    format: str = option("b", "yt-dlp format: one file with video and audio (b: the best such)")
+    frame_size: int = option(256, "shorter side of the frame in pixels, 0 for the source's")
+    captioner: str = option(
+        "template", "template (label templates, offline) or hf:MODEL (an image-captioning model through "
+        "transformers, e.g. hf:Salesforce/blip-image-captioning-base)")
+    seed: int = option(0, "seed of the template captions")
+    shard_size: int = option(500, "index rows per shard")
+    cookies: str = option("", "a Netscape cookies file for yt-dlp", runtime=True, metavar="FILE")
+    proxy: str = option("", "proxy for yt-dlp, e.g. socks5://127.0.0.1:1080", runtime=True, metavar="URL")
+    rate_limit: str = option(
+        "", "download rate limit in bytes/s, e.g. 2M; yt-dlp keeps it on whole downloads, not on the windows that "
+        "ffmpeg cuts while downloading", runtime=True, metavar="RATE")
+    sleep: float = option(0.0, "seconds to wait before each download", runtime=True)
+    retries: int = option(3, "more attempts on network errors and bot checks, with backoff", runtime=True)
+    backoff: float = option(5.0, "seconds before the first repeat of a clip, doubled each time", runtime=True)
+    socket_timeout: float = option(30.0, "seconds", runtime=True)
+    threads: int = option(4, "clips in flight per shard", runtime=True)
+    caption_batch: int = option(16, "images per batch of an hf captioner", runtime=True)
 
     def __post_init__(self):
         # A manifest round trip gives lists.
@@ -94,7 +107,7 @@ class VggSoundPlusBuilder(Builder):
     name = "vggsound-plus"
     version = "1.0.0"
     prefix = "vggsound"
-    fields = ("audio.flac", "cls", "image.jpg", "json", "text.txt")
+    fields = MEDIA_FIELDS
     card = "vggsound_plus.md"
     row_table = True
     Config = VggConfig
@@ -185,11 +198,11 @@ class VggSoundPlusBuilder(Builder):
             "audio_seconds": x.audio_seconds,
         }
         return {
-            "image.jpg": x.jpeg,
-            "audio.flac": x.flac,
-            "text.txt": caption.encode(),
-            "cls": str(row.cls).encode(),
-            "json": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode(),
+            IMAGE: x.jpeg,
+            AUDIO: x.flac,
+            TEXT: caption.encode(),
+            LABEL: str(row.cls).encode(),
+            META: json.dumps(meta, ensure_ascii=False, sort_keys=True).encode(),
         }
 
     def _row_info(self, row: IndexRow) -> dict:
@@ -209,78 +222,6 @@ class VggSoundPlusBuilder(Builder):
         with open(self.config.index, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         return {"index_sha256": digest}  # the config names the index file; this pins what it held
-
-    # -- command line -----------------------------------------------------------
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        d = VggConfig()
-        parser.add_argument(
-            "--index", required=True, metavar="CSV",
-            help="the VGGSound index: rows `ytid,start,label,split`, or `<ytid>_<start:06d>.mp4,<label>` (no header)",
-        )
-        parser.add_argument("--index-split", choices=SPLITS, default=d.index_split,
-                            help="split of the `<ytid>_<start>.mp4,<label>` rows, which name none (default %(default)s)")
-        parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(d.splits),
-                            help="splits to build (default: both)")
-        parser.add_argument("--classes", nargs="+", metavar="NAME", default=[],
-                            help='only these classes, by display name, e.g. "dog barking" (default: all 309)')
-        parser.add_argument("--limit", type=int, default=d.limit, help="at most this many rows per split, 0 for all")
-        where = parser.add_mutually_exclusive_group()
-        where.add_argument("--media-dir", metavar="DIR",
-                           help="a folder of cut clips <ytid>_<start:06d>.mp4 instead of YouTube")
-        where.add_argument(
-            "--url-template", metavar="URL",
-            help="a mirror instead of YouTube, fetched with yt-dlp: {ytid}, {start} and {end} are filled in, e.g. "
-            "'https://mirror/{ytid}.mp4'; it serves whole videos unless --url-clips",
-        )
-        parser.add_argument("--url-clips", action="store_true",
-                            help="the --url-template URLs serve the 10 s clips themselves, e.g. '.../{ytid}_{start:06d}.mp4'")
-        parser.add_argument("--format", default=d.format,
-                            help="yt-dlp format: one file with video and audio (default %(default)s: the best such)")
-        parser.add_argument("--frame-size", type=int, default=d.frame_size,
-                            help="shorter side of the frame in pixels, 0 for the source's (default %(default)s)")
-        parser.add_argument(
-            "--captioner", default=d.captioner,
-            help="template (label templates, offline) or hf:MODEL (an image-captioning model through transformers, "
-            "e.g. hf:Salesforce/blip-image-captioning-base) (default %(default)s)",
-        )
-        parser.add_argument("--seed", type=int, default=d.seed, help="seed of the template captions (default %(default)s)")
-        parser.add_argument("--shard-size", type=int, default=d.shard_size, help="index rows per shard (default %(default)s)")
-        run = parser.add_argument_group("fetching (may change between a build and its resume)")
-        run.add_argument("--cookies", default="", metavar="FILE", help="a Netscape cookies file for yt-dlp")
-        run.add_argument("--proxy", default="", metavar="URL", help="proxy for yt-dlp, e.g. socks5://127.0.0.1:1080")
-        run.add_argument("--rate-limit", default="", metavar="RATE",
-                         help="download rate limit in bytes/s, e.g. 2M; yt-dlp keeps it on whole downloads, not on "
-                         "the windows that ffmpeg cuts while downloading")
-        run.add_argument("--sleep", type=float, default=d.sleep, help="seconds to wait before each download")
-        run.add_argument("--retries", type=int, default=d.retries,
-                         help="more attempts on network errors and bot checks, with backoff (default %(default)s)")
-        run.add_argument("--backoff", type=float, default=d.backoff,
-                         help="seconds before the first repeat of a clip, doubled each time (default %(default)s)")
-        run.add_argument("--socket-timeout", type=float, default=d.socket_timeout, help="seconds (default %(default)s)")
-        run.add_argument("--threads", type=int, default=d.threads, help="clips in flight per shard (default %(default)s)")
-        run.add_argument("--caption-batch", type=int, default=d.caption_batch,
-                         help="images per batch of an hf captioner (default %(default)s)")
-
-    @classmethod
-    def configs_from_args(cls, args) -> dict[str, VggConfig]:
-        if args.url_clips and not args.url_template:
-            raise SourceError("--url-clips describes --url-template's URLs; give --url-template too")
-        if args.media_dir:
-            source = f"dir:{args.media_dir}"
-        elif args.url_template:
-            source = f"{'clip-url' if args.url_clips else 'url'}:{args.url_template}"
-        else:
-            source = "youtube"
-        config = VggConfig(
-            index=args.index, index_split=args.index_split, splits=tuple(args.splits), classes=tuple(args.classes),
-            limit=args.limit, source=source, format=args.format, frame_size=args.frame_size,
-            captioner=args.captioner, seed=args.seed, shard_size=args.shard_size,
-            cookies=args.cookies, proxy=args.proxy, rate_limit=args.rate_limit, sleep=args.sleep,
-            retries=args.retries, backoff=args.backoff, socket_timeout=args.socket_timeout,
-            threads=args.threads, caption_batch=args.caption_batch,
-        )
-        return {"": config}
 
     def card_fields(self, manifest: dict) -> dict[str, str]:
         return card_fields(self.config, manifest)
@@ -305,8 +246,8 @@ def hf_features():
     text, integer, number = Value("string"), Value("int64"), Value("float64")
     return Features({
         "__key__": text, "__url__": text,
-        "audio.flac": Value("binary"), "cls": integer, "image.jpg": Image(), "text.txt": text,
-        "json": {
+        AUDIO: Value("binary"), LABEL: integer, IMAGE: Image(), TEXT: text,
+        META: {
             "ytid": text, "start": integer, "label": text, "class_id": integer, "split": text, "index_line": integer,
             "captioner": text, "source": text, "url": text, "frame_time": number,
             "frame_size": Sequence(integer), "audio_seconds": number,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-
 from polymodal.builders.vggsound_plus.captioners import TEMPLATES
 from polymodal.builders.core.cards import size_category
 from polymodal.builders.vggsound_plus.failures import KINDS
@@ -45,7 +43,6 @@ def card_fields(c, manifest: dict) -> dict[str, str]:
         "errors_table": errors_table(manifest["errors"]),
         "size_category": size_category(samples),
         "terms": TERMS,
-        "command": command(c),
     }
 
 
@@ -56,15 +53,3 @@ def errors_table(errors: dict[str, int]) -> str:
     by_count = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
     lines += [f"| `{kind}` | {count:,} | {KINDS[kind]} |" for kind, count in by_count]
     return "\n".join(lines)
-
-
-def command(c) -> str:
-    kind, _, arg = c.source.partition(":")
-    source = {"youtube": [], "dir": ["--media-dir", arg], "url": ["--url-template", arg],
-              "clip-url": ["--url-template", arg, "--url-clips"]}[kind]
-    options = ["--index", c.index, "--index-split", c.index_split, "--splits", *c.splits]
-    if c.classes:
-        options += ["--classes", *c.classes]
-    options += ["--limit", str(c.limit), *source, "--format", c.format, "--frame-size", str(c.frame_size),
-                "--captioner", c.captioner, "--seed", str(c.seed), "--shard-size", str(c.shard_size)]
-    return "polymodal build vggsound-plus --out DIR " + shlex.join(options)

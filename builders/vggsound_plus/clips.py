@@ -15,10 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from polymodal.builders.core.media import SAMPLE_RATE
+from polymodal.builders.schema import CLIP_SECONDS, SAMPLE_RATE
 from polymodal.builders.vggsound_plus.failures import ClipFailure, tidy_ffmpeg_message
 
-CLIP_SECONDS = 10
 MIN_AUDIO_SECONDS = 9.5  # real clips end up to ~20 ms early; shorter than this is a clip cut short
 JPEG_QSCALE = 2  # ffmpeg's JPEG quality scale, 2 (best) to 31
 VIDEO_INPUT, AUDIO_INPUT = 0, 1

@@ -18,7 +18,7 @@ from typing import Protocol
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.vggsound_plus.failures import NO_PARTIAL_DOWNLOAD, TRANSIENT, ClipFailure, download_failure
 from polymodal.builders.vggsound_plus.index import IndexRow
-from polymodal.builders.vggsound_plus.clips import CLIP_SECONDS
+from polymodal.builders.schema import CLIP_SECONDS
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,168 @@
+"""Builder options, declared once on the config dataclass.
+
+A config field declared with :func:`option` carries its help, its parser and
+whether it defines the data or only how a build runs. From that one
+declaration come the `polymodal build NAME` flags (:func:`add_options`), the
+configs they give (:func:`configs_from_args`, also what `polymodal bench`
+passes its dataset options through), and the card's reproduce-this command
+(:func:`command_line`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+IDENTITY = "What defines the data (enters the dataset id)"
+RUNTIME_GROUP = "How the build runs (may change between a build and its resume)"
+
+
+@dataclass(frozen=True)
+class Option:
+    help: str
+    parse: Callable[[str], Any] | None = None  # text -> value; default: the field's type
+    show: Callable[[Any], str] | None = None  # value -> text, the inverse of parse, for the card's command
+    runtime: bool = False  # how a build runs, not what it holds: out of the id, free to change on resume
+    many: bool = False  # a tuple field, given as several words (nargs="+")
+    choices: tuple | None = None
+    metavar: str | None = None
+    required: bool = False
+    sweep: bool = False  # `parse` gives a list; one dataset per value, in OUT/<field>=<value>
+    shorthands: tuple[tuple[str, str, str], ...] = ()  # (flag, metavar, template): `--flag X` sets template.format(X)
+    preset: str | None = None  # the name of a Preset that may set this field
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A flag that sets several fields at once (`--size xs`); a field given on its own wins."""
+
+    flag: str
+    fields: tuple[str, ...]
+    values: dict[str, tuple]
+    help: str
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", **kwargs) -> Any:
+    """A config field that is also a command-line option; see :class:`Option` for the keywords."""
+    opt = Option(help=help, **kwargs)
+    return field(default=default, metadata={"option": opt, "runtime": opt.runtime})
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _options(config_cls) -> list[tuple[dataclasses.Field, Option]]:
+    return [(f, f.metadata["option"]) for f in dataclasses.fields(config_cls) if "option" in f.metadata]
+
+
+def _parse(f: dataclasses.Field, opt: Option) -> Callable[[str], Any]:
+    if opt.parse:
+        return opt.parse
+    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}.get(str(f.type), str)
+    if opt.many:  # tuple[str, ...]
+        return str
+    return kind
+
+
+def _checked(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
+    """A parser whose ValueError becomes argparse's one-line usage error naming the flag."""
+
+    def run(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{err}") from None
+
+    run.__name__ = name  # argparse names the type in its message
+    return run
+
+
+def add_options(parser: argparse.ArgumentParser, config_cls, presets: tuple[Preset, ...] = ()) -> None:
+    """Add one flag per declared field of `config_cls` (and its shorthands and presets) to `parser`."""
+    defaults = config_cls.__dataclass_fields__
+    groups = {False: parser.add_argument_group(IDENTITY), True: parser.add_argument_group(RUNTIME_GROUP)}
+    for preset in presets:
+        shown = "; ".join(f"{k}: {'/'.join(f'{n:,}' for n in v)}" for k, v in preset.values.items())
+        groups[False].add_argument(preset.flag, choices=sorted(preset.values), help=f"{preset.help} ({shown})")
+    for f, opt in _options(config_cls):
+        group = groups[opt.runtime]
+        default = defaults[f.name].default
+        kwargs: dict[str, Any] = {"dest": f.name, "help": _help(opt, default), "metavar": opt.metavar}
+        if opt.choices:
+            kwargs["choices"] = opt.choices
+        if opt.many:
+            kwargs["nargs"] = "+"
+        kwargs["type"] = _checked(_parse(f, opt), f.name)
+        if opt.preset:
+            kwargs["default"] = None  # unset: the preset's value, else the field's default
+        elif opt.required:
+            kwargs["required"] = not opt.shorthands
+        else:
+            kwargs["default"] = [default] if opt.sweep else default
+        if opt.shorthands:
+            exclusive = group.add_mutually_exclusive_group(required=opt.required)
+            exclusive.add_argument(flag(f.name), **kwargs)
+            for short, metavar, template in opt.shorthands:
+                exclusive.add_argument(short, dest=f.name, metavar=metavar, type=template.format,
+                                       help=f"the same as {flag(f.name)} {template.format(metavar)}")
+        else:
+            group.add_argument(flag(f.name), **kwargs)
+
+
+def _help(opt: Option, default: Any) -> str:
+    if opt.required or opt.preset:
+        return opt.help
+    shown = _show(opt, default) if default not in ("", ()) else "none"
+    return f"{opt.help} (default {shown})".replace("%", "%%")
+
+
+def configs_from_args(config_cls, args: argparse.Namespace, presets: tuple[Preset, ...] = ()) -> dict[str, Any]:
+    """The configs the parsed flags give, keyed by sub-folder: {"": config}, or one per value of a sweep."""
+    values = {f.name: getattr(args, f.name) for f, _ in _options(config_cls) if hasattr(args, f.name)}
+    for preset in presets:
+        chosen = getattr(args, preset.flag.lstrip("-").replace("-", "_"), None)
+        for n, name in enumerate(preset.fields):
+            if values.get(name) is None:
+                if chosen:
+                    values[name] = preset.values[chosen][n]
+                else:
+                    values.pop(name)  # the field's own default
+    for name, value in values.items():
+        if isinstance(value, list) and not _option_of(config_cls, name).sweep:
+            values[name] = tuple(value)
+    sweep = next((f.name for f, opt in _options(config_cls) if opt.sweep), None)
+    try:
+        if sweep is None:
+            return {"": config_cls(**values)}
+        return {f"{sweep}={_show(_option_of(config_cls, sweep), v)}": config_cls(**{**values, sweep: v})
+                for v in values[sweep]}
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def _option_of(config_cls, name: str) -> Option:
+    return config_cls.__dataclass_fields__[name].metadata["option"]
+
+
+def _show(opt: Option, value: Any) -> str:
+    if opt.show:
+        return opt.show(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def command_line(config, prog: str) -> str:
+    """The command that rebuilds `config`'s data: every option that defines the data, with its value."""
+    words: list[str] = []
+    for f, opt in _options(type(config)):
+        value = getattr(config, f.name)
+        if opt.runtime or (opt.many and not value) or value == "":
+            continue
+        words.append(flag(f.name))
+        words.extend([_show(opt, v) for v in value] if opt.many else [_show(opt, value)])
+    return f"{prog} --out DIR " + shlex.join(words)
