@@ -34,21 +34,22 @@ def parse_spec(text: str) -> Spec:
 class Registry(dict, Generic[T]):
     """``{name: entry}`` for one kind of thing (``what``, e.g. "media source").
 
-    ``registry[name]`` raises :class:`UnknownName` naming the known entries;
+    ``registry[name]`` raises ``error`` (:class:`UnknownName` by default) naming the known entries;
     ``registry.spec(text)`` looks up a ``kind:arg`` spec's kind and checks
     whether the entry takes an argument (``takes_arg``: a set of the kinds that
     must have one; ``None`` lets every kind take one or not).
     """
 
     def __init__(self, what: str, entries: dict[str, T] | None = None, takes_arg: set[str] | None = None,
-                 forms: str = ""):
+                 forms: str = "", error: type[Exception] = UnknownName):
         super().__init__(entries or {})
         self.what = what
         self.takes_arg = takes_arg
         self.forms = forms  # how a spec is written, for the error, e.g. "youtube, url:TEMPLATE or dir:PATH"
+        self.error = error  # a layer's own kind of clear error (the builders' SourceError prints one line)
 
     def __missing__(self, name: str):
-        raise UnknownName(f"unknown {self.what} {name!r}; {self.choices()}")
+        raise self.error(f"unknown {self.what} {name!r}; {self.choices()}")
 
     def choices(self) -> str:
         return f"choose {self.forms}" if self.forms else f"known: {', '.join(sorted(self))}"
@@ -68,5 +69,5 @@ class Registry(dict, Generic[T]):
         """The entry of a ``kind:arg`` spec and its argument."""
         kind, arg = parse_spec(text)
         if kind not in self or (self.takes_arg is not None and bool(arg) != (kind in self.takes_arg)):
-            raise UnknownName(f"unknown {self.what} {text!r}; {self.choices()}")
+            raise self.error(f"unknown {self.what} {text!r}; {self.choices()}")
         return self[kind], arg

@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
+from polymodal.builders.core.options import (
+    Preset,
+    add_options,
+    command_line,
+    configs_from_args,
+)
 
-from polymodal.builders.core.options import Preset, add_options, command_line, configs_from_args
 
 @dataclass(frozen=True)
 class ShardSpec:

@@ -15,8 +15,8 @@ from math import gcd
 from typing import Callable
 
 import numpy as np
-
 from polymodal.builders.schema import SAMPLE_RATE
+
 JPEG_QUALITY = 95
 
 

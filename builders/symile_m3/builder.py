@@ -20,14 +20,19 @@ from importlib import metadata
 from typing import Iterator
 
 import numpy as np
-
 from polymodal.builders.core import media
-from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT
-from polymodal.builders.core.options import Preset, option
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
+from polymodal.builders.core.options import Preset, option
+from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT
 from polymodal.builders.symile_m3.card import card_fields
 from polymodal.builders.symile_m3.names import SEPARATOR
-from polymodal.builders.symile_m3.sources import AUDIO_SOURCES, Catalog, check_sources, default_names, open_catalog, parse_spec
+from polymodal.builders.symile_m3.sources import (
+    AUDIO_SOURCES,
+    Catalog,
+    check_sources,
+    default_names,
+    open_catalog,
+)
 
 LANGUAGE_SETS = {
     "M3-2": ("en", "el"),
@@ -183,7 +188,7 @@ class SymileM3Builder(Builder):
 
         tools = {dist: metadata.version(dist) for dist in BYTE_SHAPING_PACKAGES}
         tools["libsndfile"] = soundfile.__libsndfile_version__
-        for tool in AUDIO_SOURCES[parse_spec(self.config.audio)[0]].tools:
+        for tool in AUDIO_SOURCES.spec(self.config.audio)[0].tools:
             tools[tool] = media.tool_version(tool)
         return tools
 

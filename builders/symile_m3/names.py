@@ -16,6 +16,8 @@ from typing import Callable
 
 from polymodal.builders.core.media import SourceError
 
+from polymodal.registry import Registry
+
 SEPARATOR = "_"  # joins the words of a text, so no name may hold it
 
 
@@ -95,19 +97,17 @@ def translations_table(arg: str, languages: tuple[str, ...]) -> list[ImageClass]
     return table
 
 
-TABLES: dict[str, Callable[[str, tuple[str, ...]], list[ImageClass]]] = {
+TABLES: Registry[Callable[[str, tuple[str, ...]], list[ImageClass]]] = Registry("class-name table", {
     "babel": babel_table,
     "digits": digits_table,
     "translations": translations_table,
-}
+}, takes_arg={"translations"}, forms="digits, babel or translations:FILE", error=SourceError)
 
 
 def load_table(spec: str, languages: tuple[str, ...]) -> list[ImageClass]:
     """The classes of table `spec` that are named in every language, by class id."""
-    kind, _, arg = spec.partition(":")
-    if kind not in TABLES:
-        raise SourceError(f"unknown class-name table {spec!r}; choose one of {sorted(TABLES)}")
-    table = TABLES[kind](arg, languages)
+    make_table, arg = TABLES.spec(spec)
+    table = make_table(arg, languages)
     for what, values in (("class id", [c.cls_id for c in table]), ("key", [c.key for c in table])):
         if len(set(values)) != len(values):
             raise SourceError(f"the class-name table {spec!r} gives two classes the same {what}")

@@ -21,17 +21,13 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
-
 from polymodal.builders.core import media
 from polymodal.builders.symile_m3 import speech
 from polymodal.builders.symile_m3.names import ImageClass, load_table
 
+from polymodal.registry import Registry, parse_spec
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    kind, _, arg = spec.partition(":")
-    return kind, arg
 
 
 # -- images --------------------------------------------------------------------
@@ -115,11 +111,11 @@ def imagenet_images(root: str) -> FolderImages:
     return FolderImages(str(train if train.is_dir() else root))
 
 
-IMAGE_SOURCES: dict[str, Callable[[str], ImageSource]] = {
+IMAGE_SOURCES: Registry[Callable[[str], ImageSource]] = Registry("image source", {
     "digits": DigitsImages,
     "imagenet": imagenet_images,
     "imagefolder": FolderImages,
-}
+}, takes_arg={"imagenet", "imagefolder"}, forms="digits, imagenet:PATH or imagefolder:PATH", error=media.SourceError)
 
 # The class-name table each image source reads unless --translations names one.
 DEFAULT_NAMES: dict[str, Callable[[str], str]] = {
@@ -130,9 +126,8 @@ DEFAULT_NAMES: dict[str, Callable[[str], str]] = {
 
 
 def default_names(images: str) -> str:
+    IMAGE_SOURCES.spec(images)  # an unknown source fails with the registry's message
     kind, arg = parse_spec(images)
-    if kind not in DEFAULT_NAMES:
-        raise media.SourceError(f"unknown image source {images!r}; choose one of {sorted(IMAGE_SOURCES)}")
     return DEFAULT_NAMES[kind](arg)
 
 
@@ -234,10 +229,10 @@ def _tsv_rows(path: Path) -> list[dict]:
 
 
 # Each is called with (its PATH or "", the languages, the classes drawn).
-AUDIO_SOURCES: dict[str, type[AudioSource]] = {
+AUDIO_SOURCES: Registry[type[AudioSource]] = Registry("audio source", {
     "espeak": EspeakAudio,
     "commonvoice": CommonVoiceAudio,
-}
+}, takes_arg={"commonvoice"}, forms="espeak or commonvoice:PATH", error=media.SourceError)
 
 
 # -- the catalog ---------------------------------------------------------------
@@ -251,11 +246,10 @@ class Catalog:
 
 def check_sources(images: str, audio: str) -> None:
     """Fail early, naming what is unknown or missing, before any source is read."""
-    for spec, registry, what in ((images, IMAGE_SOURCES, "image"), (audio, AUDIO_SOURCES, "audio")):
-        if parse_spec(spec)[0] not in registry:
-            raise media.SourceError(f"unknown {what} source {spec!r}; choose one of {sorted(registry)}")
-    audio_kind = parse_spec(audio)[0]
-    for tool in AUDIO_SOURCES[audio_kind].tools:
+    IMAGE_SOURCES.spec(images)
+    source, _ = AUDIO_SOURCES.spec(audio)
+    audio_kind = parse_spec(audio).kind
+    for tool in source.tools:
         media.require_tool(tool, f"the {audio_kind} audio source")
 
 
@@ -264,14 +258,14 @@ def open_catalog(languages: tuple[str, ...], images: str, audio: str, names: str
     """Resolve a config's sources once per process; shards built in the same process share it."""
     check_sources(images, audio)
     named = load_table(names, languages)
-    image_kind, image_arg = parse_spec(images)
-    image_source = IMAGE_SOURCES[image_kind](image_arg)
+    make_images, image_arg = IMAGE_SOURCES.spec(images)
+    image_source = make_images(image_arg)
     classes = [c for c in named if image_source.has(c.key)]
     if len(classes) < len(languages):
         raise media.SourceError(
             f"{len(classes)} classes have a name in every language of {','.join(languages)} ({names}) and images "
             f"in {images}; a text of {len(languages)} words needs at least {len(languages)}"
         )
-    audio_kind, audio_arg = parse_spec(audio)
-    audio_source = AUDIO_SOURCES[audio_kind](audio_arg, languages, classes)
+    make_audio, audio_arg = AUDIO_SOURCES.spec(audio)
+    audio_source = make_audio(audio_arg, languages, classes)
     return Catalog(len(named), classes, image_source, audio_source)

@@ -24,10 +24,16 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-
-from polymodal.builders.schema import SAMPLE_RATE
-from polymodal.builders.core.media import SourceError, flac_bytes, require_tool, resampler_version, to_16k, tool_version
+from polymodal.builders.core.media import (
+    SourceError,
+    flac_bytes,
+    require_tool,
+    resampler_version,
+    to_16k,
+    tool_version,
+)
 from polymodal.builders.core.tarshards import write_atomic
+from polymodal.builders.schema import SAMPLE_RATE
 
 CACHE_ENV = "POLYMODAL_CACHE"
 ESPEAK = "espeak-ng"

@@ -29,15 +29,25 @@ from typing import Iterator, Mapping
 
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key
-from polymodal.builders.core.options import option
-from polymodal.builders.vggsound_plus.captioners import Clip, open_captioner
 from polymodal.builders.core.media import SourceError
+from polymodal.builders.core.options import option
+from polymodal.builders.schema import (
+    AUDIO,
+    CLIP_SECONDS,
+    IMAGE,
+    LABEL,
+    MEDIA_FIELDS,
+    META,
+    TEXT,
+)
+from polymodal.builders.vggsound_plus.captioners import Clip, open_captioner
 from polymodal.builders.vggsound_plus.card import card_fields
+from polymodal.builders.vggsound_plus.clips import Extracted, extract
 from polymodal.builders.vggsound_plus.failures import ClipFailure
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import SPLITS, IndexRow, class_index, select
-from polymodal.builders.schema import AUDIO, CLIP_SECONDS, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT
-from polymodal.builders.vggsound_plus.clips import Extracted, extract
+
+from polymodal.registry import parse_spec
 
 
 @dataclass(frozen=True)
@@ -191,7 +201,7 @@ class VggSoundPlusBuilder(Builder):
             "split": row.split,
             "index_line": row.line,
             "captioner": self.captioner.name,
-            "source": self.config.source.partition(":")[0],
+            "source": parse_spec(self.config.source).kind,
             "url": made.url,
             "frame_time": row.start + CLIP_SECONDS / 2,  # second of the YouTube video the frame shows
             "frame_size": list(x.frame_size),

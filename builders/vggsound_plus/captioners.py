@@ -16,9 +16,10 @@ from importlib import metadata
 from typing import Protocol
 
 import numpy as np
-
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.vggsound_plus.index import synonyms
+
+from polymodal.registry import Registry
 
 # Label templates in the style of Synergy-CLIP's: CLIP's prompt patterns, said of a video and its sound.
 MEDIA = ("video", "clip", "recording", "photo and sound", "photo and audio", "image and sound", "image and audio",
@@ -135,11 +136,10 @@ def _load_model(name: str):
     return AutoProcessor.from_pretrained(name), AutoTokenizer.from_pretrained(name), model
 
 
-CAPTIONERS: dict[str, type] = {"template": TemplateCaptioner, "hf": HfCaptioner}
+CAPTIONERS: Registry[type] = Registry("captioner", {"template": TemplateCaptioner, "hf": HfCaptioner}, takes_arg={"hf"},
+                                      forms="template or hf:MODEL", error=SourceError)
 
 
 def open_captioner(spec: str, seed: int, batch: int) -> Captioner:
-    kind, _, arg = spec.partition(":")
-    if kind not in CAPTIONERS:
-        raise SourceError(f"unknown captioner {spec!r}; one of: template, hf:MODEL")
-    return CAPTIONERS[kind](arg, seed, batch)
+    captioner, arg = CAPTIONERS.spec(spec)
+    return captioner(arg, seed, batch)

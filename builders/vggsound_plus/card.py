@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from polymodal.builders.vggsound_plus.captioners import TEMPLATES
 from polymodal.builders.core.cards import size_category
-from polymodal.builders.vggsound_plus.failures import KINDS
+from polymodal.builders.vggsound_plus.captioners import TEMPLATES
 from polymodal.builders.vggsound_plus.clips import MIN_AUDIO_SECONDS
+from polymodal.builders.vggsound_plus.failures import KINDS
+
+from polymodal.registry import parse_spec
 
 SOURCE_NOTES = {
     "youtube": "YouTube, through the yt-dlp Python API: one format holding video and audio, with only the 10 s "
@@ -30,8 +32,8 @@ def card_fields(c, manifest: dict) -> dict[str, str]:
     splits = manifest["splits"]
     rows = sum(s["rows"] for s in splits.values())
     samples = sum(s["samples"] for s in splits.values())
-    source_kind, _, source_arg = c.source.partition(":")
-    captioner_kind, _, captioner_arg = c.captioner.partition(":")
+    source_kind, source_arg = parse_spec(c.source)
+    captioner_kind, captioner_arg = parse_spec(c.captioner)
     return {
         "source_note": SOURCE_NOTES[source_kind].format(arg=source_arg),
         "captioner": c.captioner,

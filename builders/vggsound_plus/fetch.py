@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import Protocol
 
 from polymodal.builders.core.media import SourceError
-from polymodal.builders.vggsound_plus.failures import NO_PARTIAL_DOWNLOAD, TRANSIENT, ClipFailure, download_failure
-from polymodal.builders.vggsound_plus.index import IndexRow
 from polymodal.builders.schema import CLIP_SECONDS
+from polymodal.builders.vggsound_plus.failures import (
+    NO_PARTIAL_DOWNLOAD,
+    TRANSIENT,
+    ClipFailure,
+    download_failure,
+)
+from polymodal.builders.vggsound_plus.index import IndexRow
+
+from polymodal.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +116,14 @@ class ClipFolder:
         return Media(str(path), 0.0, path.name)
 
 
-SOURCES: dict[str, type] = {"youtube": YouTube, "url": VideoUrls, "clip-url": ClipUrls, "dir": ClipFolder}
+SOURCES: Registry[type] = Registry("media source", {"youtube": YouTube, "url": VideoUrls, "clip-url": ClipUrls, "dir": ClipFolder},
+                                   takes_arg={"url", "clip-url", "dir"},
+                                   forms="youtube, url:TEMPLATE, clip-url:TEMPLATE or dir:PATH", error=SourceError)
 
 
 def open_source(spec: str) -> Source:
-    kind, _, arg = spec.partition(":")
-    if kind not in SOURCES:
-        raise SourceError(f"unknown media source {spec!r}; one of: {', '.join(SOURCES)}")
-    return SOURCES[kind](arg)
+    source, arg = SOURCES.spec(spec)
+    return source(arg)
 
 
 class _CannotCutWhileDownloading(Exception):

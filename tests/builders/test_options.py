@@ -6,7 +6,6 @@ import dataclasses
 import shlex
 
 import pytest
-
 from polymodal.builders import BUILDERS
 from polymodal.builders.core.options import flag
 

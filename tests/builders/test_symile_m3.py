@@ -12,10 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
-from scipy import stats
-
 from polymodal.builders.cli import add_commands
-from polymodal.builders.symile_m3.names import digit_words, load_table
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
 from polymodal.builders.symile_m3.builder import (
@@ -25,7 +22,10 @@ from polymodal.builders.symile_m3.builder import (
     draw,
     hf_features,
 )
+from polymodal.builders.symile_m3.names import digit_words, load_table
 from polymodal.builders.symile_m3.speech import CACHE_ENV
+from scipy import stats
+
 from tests.helpers import folder_bytes, sigkill_when, split_samples
 
 M3_5 = LANGUAGE_SETS["M3-5"]

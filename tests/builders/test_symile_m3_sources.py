@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
-
-from polymodal.builders.symile_m3 import speech as tts
-from polymodal.builders.symile_m3.names import load_table
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.core.runner import build
-from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, M3Config, SymileM3Builder
+from polymodal.builders.symile_m3 import speech as tts
+from polymodal.builders.symile_m3.builder import (
+    LANGUAGE_SETS,
+    M3Config,
+    SymileM3Builder,
+)
+from polymodal.builders.symile_m3.names import load_table
+
 from tests.helpers import split_samples
 
 M3_2 = LANGUAGE_SETS["M3-2"]

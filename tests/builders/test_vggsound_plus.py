@@ -18,16 +18,19 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from PIL import Image
-
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
+from polymodal.builders.vggsound_plus.builder import (
+    VggConfig,
+    VggSoundPlusBuilder,
+    hf_features,
+)
+from polymodal.builders.vggsound_plus.clips import extract
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import class_index, parse_row
-from polymodal.builders.vggsound_plus.clips import extract
-from polymodal.builders.vggsound_plus.builder import VggConfig, VggSoundPlusBuilder, hf_features
-from tests.helpers import split_samples
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, split_samples
+
 TONES = (330, 440, 550, 660, 770, 880)  # one per good clip, to tell them apart in the shards
 EARLY_TONE = 220  # the first second of every clip: a window starting at 1 s must not hold it
 LUMA_PER_SECOND = 20  # the video's brightness says which second a frame shows

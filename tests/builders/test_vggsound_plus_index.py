@@ -3,14 +3,28 @@
 import argparse
 
 import pytest
-
-from polymodal.builders.vggsound_plus.captioners import TEMPLATES, Clip, TemplateCaptioner, open_captioner
 from polymodal.builders.cli import add_commands
 from polymodal.builders.core.media import SourceError
-from polymodal.builders.vggsound_plus.failures import KINDS, ClipFailure, download_failure, tidy_ffmpeg_message
-from polymodal.builders.vggsound_plus.fetch import open_source
-from polymodal.builders.vggsound_plus.index import class_index, read_index, select, synonyms
 from polymodal.builders.vggsound_plus.builder import VggConfig, VggSoundPlusBuilder
+from polymodal.builders.vggsound_plus.captioners import (
+    TEMPLATES,
+    Clip,
+    TemplateCaptioner,
+    open_captioner,
+)
+from polymodal.builders.vggsound_plus.failures import (
+    KINDS,
+    ClipFailure,
+    download_failure,
+    tidy_ffmpeg_message,
+)
+from polymodal.builders.vggsound_plus.fetch import open_source
+from polymodal.builders.vggsound_plus.index import (
+    class_index,
+    read_index,
+    select,
+    synonyms,
+)
 
 FULL_FORM = """\
 abcdefghijk,30,dog barking,train
