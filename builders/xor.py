@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
 from polymodal.builders.core.options import option
 from polymodal.builders.core.tarshards import npy_rows

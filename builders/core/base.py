@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
+
 from polymodal.builders.core.options import (
     Preset,
     add_options,

@@ -8,10 +8,9 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from polymodal import __version__
 from polymodal.builders.core.base import Builder
 from polymodal.builders.core.tarshards import sha256_file, write_atomic
-
-from polymodal import __version__
 
 MANIFEST = "manifest.json"
 

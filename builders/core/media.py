@@ -15,6 +15,7 @@ from math import gcd
 from typing import Callable
 
 import numpy as np
+
 from polymodal.builders.schema import SAMPLE_RATE
 
 JPEG_QUALITY = 95

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tqdm import tqdm
+
 from polymodal.builders.core.base import Builder
 from polymodal.builders.core.cards import render_card
 from polymodal.builders.core.engines import ENGINES
 from polymodal.builders.core.manifest import make_manifest, read_stats, write_manifest
 from polymodal.builders.core.shard import has_failures, is_done
 from polymodal.builders.core.tarshards import write_atomic
-from tqdm import tqdm
 
 BUILD_LOCK = ".polymodal-build.json"  # which dataset a folder is being built into
 

@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import Iterator
 
 import numpy as np
+
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
 from polymodal.builders.core.options import Preset, option

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from polymodal.builders.core.cards import size_category
-
 from polymodal.registry import parse_spec
 
 # What each source adds to the card's terms, by source kind.

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable
 
 from polymodal.builders.core.media import SourceError
-
 from polymodal.registry import Registry
 
 SEPARATOR = "_"  # joins the words of a text, so no name may hold it

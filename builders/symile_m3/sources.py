@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
+
 from polymodal.builders.core import media
 from polymodal.builders.symile_m3 import speech
 from polymodal.builders.symile_m3.names import ImageClass, load_table
-
 from polymodal.registry import Registry, parse_spec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}

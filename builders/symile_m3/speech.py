@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+
 from polymodal.builders.core.media import (
     SourceError,
     flac_bytes,

@@ -46,7 +46,6 @@ from polymodal.builders.vggsound_plus.clips import Extracted, extract
 from polymodal.builders.vggsound_plus.failures import ClipFailure
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import SPLITS, IndexRow, class_index, select
-
 from polymodal.registry import parse_spec
 
 

@@ -16,9 +16,9 @@ from importlib import metadata
 from typing import Protocol
 
 import numpy as np
+
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.vggsound_plus.index import synonyms
-
 from polymodal.registry import Registry
 
 # Label templates in the style of Synergy-CLIP's: CLIP's prompt patterns, said of a video and its sound.

@@ -6,7 +6,6 @@ from polymodal.builders.core.cards import size_category
 from polymodal.builders.vggsound_plus.captioners import TEMPLATES
 from polymodal.builders.vggsound_plus.clips import MIN_AUDIO_SECONDS
 from polymodal.builders.vggsound_plus.failures import KINDS
-
 from polymodal.registry import parse_spec
 
 SOURCE_NOTES = {

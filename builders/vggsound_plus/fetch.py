@@ -24,7 +24,6 @@ from polymodal.builders.vggsound_plus.failures import (
     download_failure,
 )
 from polymodal.builders.vggsound_plus.index import IndexRow
-
 from polymodal.registry import Registry
 
 log = logging.getLogger(__name__)

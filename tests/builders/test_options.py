@@ -6,6 +6,7 @@ import dataclasses
 import shlex
 
 import pytest
+
 from polymodal.builders import BUILDERS
 from polymodal.builders.core.options import flag
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
+from scipy import stats
+
 from polymodal.builders.cli import add_commands
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
@@ -24,8 +26,6 @@ from polymodal.builders.symile_m3.builder import (
 )
 from polymodal.builders.symile_m3.names import digit_words, load_table
 from polymodal.builders.symile_m3.speech import CACHE_ENV
-from scipy import stats
-
 from tests.helpers import folder_bytes, sigkill_when, split_samples
 
 M3_5 = LANGUAGE_SETS["M3-5"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
+
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.core.runner import build
 from polymodal.builders.symile_m3 import speech as tts
@@ -21,7 +22,6 @@ from polymodal.builders.symile_m3.builder import (
     SymileM3Builder,
 )
 from polymodal.builders.symile_m3.names import load_table
-
 from tests.helpers import split_samples
 
 M3_2 = LANGUAGE_SETS["M3-2"]

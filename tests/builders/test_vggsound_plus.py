@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from PIL import Image
+
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
 from polymodal.builders.vggsound_plus.builder import (
@@ -28,7 +29,6 @@ from polymodal.builders.vggsound_plus.builder import (
 from polymodal.builders.vggsound_plus.clips import extract
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import class_index, parse_row
-
 from tests.helpers import ROOT, split_samples
 
 TONES = (330, 440, 550, 660, 770, 880)  # one per good clip, to tell them apart in the shards

@@ -3,6 +3,7 @@
 import argparse
 
 import pytest
+
 from polymodal.builders.cli import add_commands
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.vggsound_plus.builder import VggConfig, VggSoundPlusBuilder

@@ -4,6 +4,8 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
+
 from polymodal.builders.core.base import ShardSpec, shard_rng
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
@@ -14,8 +16,6 @@ from polymodal.builders.xor import (
     float_list,
     generate,
 )
-from scipy import stats
-
 from tests.helpers import folder_bytes, sigkill_when
 
 SMALL = dict(train=600, val=200, test=300, test_draws=2, shard_size=250)
