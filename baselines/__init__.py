@@ -9,9 +9,9 @@ reference models built on it.
 from .alignclip import AlignClip
 from .distributed import gather_with_grad
 from .encoders import ENCODERS, LinearL2
+from .interface import ContrastiveModel
 from .logit_scale import LogitScale
 from .losses import SYMILE_NEGATIVES, clip_loss, infonce, mip, symile_loss
-from .interface import ContrastiveModel
 from .models import MODELS, ReferenceModel, resolve_model
 from .objectives import OBJECTIVES, ClipObjective, SymileObjective
 from .scoring import clip_scores, mip_scores

@@ -7,12 +7,13 @@ Pure torch; the optional ``hf:`` semantic encoder imports ``transformers`` lazil
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import ModelConfig, build
 from .encoders import build_encoders
 from .interface import ContrastiveModel, card_of, ordered_queries
 from .logit_scale import LogitScale
@@ -193,21 +194,16 @@ class SharedTower(nn.Module):
 
 
 class AlignClip(ContrastiveModel):
-    """AlignCLIP for any set of modalities: :class:`SharedTower` embeddings and :func:`alignclip_loss`.
+    """AlignCLIP for any set of modalities: :class:`SharedTower` embeddings and :func:`alignclip_loss`,
+    with the settings of :class:`Config`.
 
-    encoders, encoder_options: the per-modality input embedder family of :data:`ENCODERS`
-        (each maps its modality to d_model-wide vectors), feeding the shared tower.
-    tokens, layers, heads: the shared tower's tokens per input, depth and attention heads.
-    text: the modality whose texts give the semantic distances. If no modality has this
-        name (``text=None``, or tasks like XOR with modalities a, b, c), IMSep is off and
-        the model is SharedCLIP: the shared tower trained on the unhalved pairwise CLIP
-        loss α·Σ_pairs [CE + CE].
-    imsep_sides: a key of :data:`IMSEP_SIDES`.
-    alpha, beta: the weights of the CLIP and IMSep terms (1 and 0.5 in the paper).
-    semantic: the frozen semantic encoder of the texts, "bytes-ngram" or "hf:MODEL_NAME"
-        (see :data:`SEMANTIC`). It reads the text input as byte ids (byte b is token b + 1,
-        others ignored), as :class:`baselines.layouts.AudioVisualLayout` lays it out; texts
-        given as other token ids (m3-paper's XLM-R ids) would give meaningless distances.
+    The ``encoders`` (each maps its modality to d_model-wide vectors) feed the shared tower.
+    If no modality is named ``text`` (``text=None``, or tasks like XOR with modalities a, b, c),
+    IMSep is off and the model is SharedCLIP: the shared tower trained on the unhalved pairwise
+    CLIP loss α·Σ_pairs [CE + CE].
+    The ``semantic`` encoder (see :data:`SEMANTIC`) reads the text input as byte ids (byte b is
+    token b + 1, others ignored), as :class:`baselines.layouts.AudioVisualLayout` lays it out;
+    texts given as other token ids (m3-paper's XLM-R ids) would give meaningless distances.
 
     The logit scale is learned and kept in [1, 100] (log in [0, ln 100]), as in the authors' code.
 
@@ -216,50 +212,37 @@ class AlignClip(ContrastiveModel):
     which :meth:`loss` needs. Under DDP that key is gathered like the embeddings.
     """
 
-    def __init__(
-        self,
-        inputs: dict[str, int],
-        d_model: int = 16,
-        encoders: str = "linear_l2",
-        encoder_options: dict | None = None,
-        logit_scale_init: float = math.log(1 / 0.07),
-        tokens: int = 1,
-        layers: int = 2,
-        heads: int = 4,
-        text: str | None = "text",
-        imsep_sides: str = "both",
-        alpha: float = 1.0,
-        beta: float = 0.5,
-        semantic: str = "bytes-ngram",
-    ):
+    normalises = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(ModelConfig):
+        tokens: int = 1  # the shared tower's tokens per input
+        layers: int = 2  # its depth
+        heads: int = 4  # its attention heads; they must divide d_model
+        text: str | None = "text"  # the modality whose texts give the semantic distances
+        imsep_sides: str = "both"  # a key of IMSEP_SIDES
+        alpha: float = 1.0  # the weight of the CLIP term (1 in the paper)
+        beta: float = 0.5  # of the IMSep terms (0.5 in the paper)
+        semantic: str = "bytes-ngram"  # the frozen semantic encoder of the texts, or "hf:MODEL_NAME"
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.d_model % self.heads:
+                raise ValueError(f"d_model={self.d_model} must be divisible by heads={self.heads}")
+            if self.imsep_sides not in IMSEP_SIDES:
+                raise ValueError(f"imsep_sides must be one of {sorted(IMSEP_SIDES)}, got {self.imsep_sides!r}")
+
+    def __init__(self, inputs: dict[str, int], **options):
         super().__init__()
-        if d_model % heads:
-            raise ValueError(f"d_model={d_model} must be divisible by heads={heads}")
-        if imsep_sides not in IMSEP_SIDES:
-            raise ValueError(f"imsep_sides must be one of {sorted(IMSEP_SIDES)}, got {imsep_sides!r}")
+        self.config = c = build(self.Config, options, type(self).__name__)
         self.modalities = tuple(inputs)
-        embedders = build_encoders(encoders, inputs, d_model, encoder_options)
-        self.tower = SharedTower(embedders, d_model, tokens, layers, heads)
-        self.logit_scale = LogitScale(logit_scale_init, min_value=1.0, max_value=100.0)
-        self.text = text if text in self.modalities else None
-        self.semantic_key = f"{text}:semantic"
+        embedders = build_encoders(c.encoders, inputs, c.d_model, c.encoder_options)
+        self.tower = SharedTower(embedders, c.d_model, c.tokens, c.layers, c.heads)
+        self.logit_scale = LogitScale(c.logit_scale_init, min_value=1.0, max_value=100.0)
+        self.text = c.text if c.text in self.modalities else None
+        self.semantic_key = f"{c.text}:semantic"
         # Built only when used, so that an hf model is never loaded for a task without texts.
-        self.semantic = semantic_encoder(semantic) if self.text is not None else None
-        self.imsep_sides, self.alpha, self.beta = imsep_sides, alpha, beta
-        self._config = {
-            "d_model": d_model,
-            "encoders": encoders,
-            "encoder_options": dict(encoder_options or {}),
-            "logit_scale_init": logit_scale_init,
-            "tokens": tokens,
-            "layers": layers,
-            "heads": heads,
-            "text": text,
-            "imsep_sides": imsep_sides,
-            "alpha": alpha,
-            "beta": beta,
-            "semantic": semantic,
-        }
+        self.semantic = semantic_encoder(c.semantic) if self.text is not None else None
 
     def encode(self, modality: str, x: Tensor) -> Tensor:
         return self.tower(modality, x)
@@ -283,12 +266,11 @@ class AlignClip(ContrastiveModel):
                 )
             semantic = embeddings[self.semantic_key]
         text = None if self.text is None else self.modalities.index(self.text)
-        return alignclip_loss(
-            ordered, self.logit_scale(), rows, text, semantic, self.imsep_sides, self.alpha, self.beta
-        )
+        c = self.config
+        return alignclip_loss(ordered, self.logit_scale(), rows, text, semantic, c.imsep_sides, c.alpha, c.beta)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         return clip_scores(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())
 
     def card(self) -> dict:
-        return card_of(self, "alignclip", self._config)
+        return card_of(self, "alignclip", dataclasses.asdict(self.config))

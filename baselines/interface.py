@@ -84,6 +84,7 @@ Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymi
 """
 
 import abc
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -96,6 +97,13 @@ class ContrastiveModel(nn.Module, abc.ABC):
     """Base class of polymodal models; see the module docstring for the contract."""
 
     modalities: tuple[str, ...]
+    # What a task reads to configure the model (benchmarks.tasks.base.Task.model_config):
+    #: Whether ``encode`` L2-normalises, whatever the encoders: then the model keeps CLIP's initial logit
+    #: scale where a task's encoders end in LayerNorm and would start it at 1.
+    normalises: ClassVar[bool] = False
+    #: The encoder settings the model uses instead of a task's default family, keyed by that family
+    #: (which names the input layout its rows follow).
+    preferred_encoders: ClassVar[dict[str, dict]] = {}
 
     @abc.abstractmethod
     def encode(self, modality: str, x: Tensor) -> Tensor:

@@ -11,6 +11,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+#: CLIP's initial log logit scale, log(1/0.07): the start for embeddings on the unit sphere.
+CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)
+
 
 class LogitScale(nn.Module):
     """Holds log(s) and returns s = exp(log s), the factor applied to every similarity.
@@ -23,7 +26,7 @@ class LogitScale(nn.Module):
 
     def __init__(
         self,
-        init: float = math.log(1 / 0.07),
+        init: float = CLIP_LOGIT_SCALE_INIT,
         learnable: bool = True,
         max_value: float | None = None,
         min_value: float | None = None,
@@ -57,7 +60,7 @@ class ScheduledLogitScale(nn.Module):
     saved with the weights and a resumed run continues the schedule where it stopped.
     """
 
-    def __init__(self, init: float = math.log(1 / 0.07), end: float = math.log(100), steps: int = 1000):
+    def __init__(self, init: float = CLIP_LOGIT_SCALE_INIT, end: float = math.log(100), steps: int = 1000):
         super().__init__()
         if steps < 1:
             raise ValueError(f"a temperature schedule needs steps >= 1, got {steps}")

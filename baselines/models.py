@@ -17,7 +17,7 @@ from .reference import ReferenceModel
 from .synergy_clip import SynergyClip
 from .trml import Trml
 
-__all__ = ["MODELS", "ReferenceModel", "resolve_model"]
+__all__ = ["MODELS", "ReferenceModel", "model_class", "resolve_model"]
 
 
 #: Reference models by name; each builds as ``MODELS[name](inputs, **config)``.
@@ -52,3 +52,10 @@ def resolve_model(spec: str) -> Callable[..., ContrastiveModel]:
             f"missing: {', '.join(missing) or 'nn.Module'}"
         )
     return cls
+
+
+def model_class(spec: str) -> type:
+    """The class :func:`resolve_model` builds ``spec`` with, whose declarations a task reads
+    (the registry builds "clip" and "symile" as a ReferenceModel with that objective)."""
+    factory = resolve_model(spec)
+    return factory.func if isinstance(factory, functools.partial) else factory

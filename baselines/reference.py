@@ -1,11 +1,11 @@
 """The reference CLIP and Symile models: one encoder per modality, a logit scale, an objective."""
 
 import dataclasses
-import math
 
 import torch
 from torch import Tensor
 
+from .config import ModelConfig, build, settings
 from .encoders import build_encoders
 from .interface import ContrastiveModel, card_of, ordered_queries
 from .logit_scale import TEMPERATURES
@@ -17,8 +17,8 @@ class ReferenceModel(ContrastiveModel):
     affine map onto the unit sphere), a logit scale, and an objective from
     :data:`baselines.objectives.OBJECTIVES`.
 
-    objective_options go to the objective, e.g. ``negatives="n_squared"`` for Symile;
-    encoder_options to the encoder family, e.g. ``{"width": 32}``.
+    Its settings are :class:`Config`'s; any other keyword goes to the objective, e.g.
+    ``negatives="n_squared"`` for Symile, and the card lists both.
 
     Modality-gap mitigations (CPAL 2025, arXiv 2412.07909):
 
@@ -31,42 +31,33 @@ class ReferenceModel(ContrastiveModel):
         modalities' embeddings before the loss (see :func:`swap_modalities`).
     """
 
-    def __init__(
-        self,
-        inputs: dict[str, int],
-        objective: str = "clip",
-        d_model: int = 16,
-        logit_scale_init: float = math.log(1 / 0.07),
-        temperature: str = "learned",
-        temperature_options: dict | None = None,
-        swap_p: float = 0.0,
-        encoders: str = "linear_l2",
-        encoder_options: dict | None = None,
-        learn_logit_scale: bool | None = None,
-        **objective_options,
-    ):
+    @dataclasses.dataclass(frozen=True)
+    class Config(ModelConfig):
+        objective: str = "clip"  # a key of OBJECTIVES
+        temperature: str = "learned"  # a key of TEMPERATURES
+        temperature_options: dict = dataclasses.field(default_factory=dict)  # a schedule's "end" and "steps"
+        swap_p: float = 0.0  # the probability that a training row swaps two modalities
+        # The older spelling of temperature, resolved into it (so never on the card).
+        learn_logit_scale: dataclasses.InitVar[bool | None] = None
+
+        def __post_init__(self, learn_logit_scale: bool | None) -> None:
+            super().__post_init__()
+            if self.objective not in OBJECTIVES:
+                raise ValueError(f"unknown objective {self.objective!r}; known: {sorted(OBJECTIVES)}")
+            object.__setattr__(self, "temperature", _temperature(self.temperature, learn_logit_scale))
+            if not 0.0 <= self.swap_p <= 1.0:
+                raise ValueError(f"swap_p must be a probability, got {self.swap_p}")
+            object.__setattr__(self, "temperature_options", dict(self.temperature_options or {}))
+
+    def __init__(self, inputs: dict[str, int], **options):
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVES)}")
-        temperature = _temperature(temperature, learn_logit_scale)
-        if not 0.0 <= swap_p <= 1.0:
-            raise ValueError(f"swap_p must be a probability, got {swap_p}")
+        own = settings(self.Config)
+        self.config = c = self.Config(**{k: v for k, v in options.items() if k in own})
+        rest = {k: v for k, v in options.items() if k not in own}
+        self.objective = build(OBJECTIVES[c.objective], rest, f"{type(self).__name__} ({c.objective})", own)
         self.modalities = tuple(inputs)
-        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options)
-        self.logit_scale = TEMPERATURES[temperature](logit_scale_init, **(temperature_options or {}))
-        self.objective = OBJECTIVES[objective](**objective_options)
-        self.swap_p = swap_p
-        self._config = {
-            "objective": objective,
-            "d_model": d_model,
-            "logit_scale_init": logit_scale_init,
-            "temperature": temperature,
-            "temperature_options": dict(temperature_options or {}),
-            "swap_p": swap_p,
-            "encoders": encoders,
-            "encoder_options": dict(encoder_options or {}),
-            **dataclasses.asdict(self.objective),
-        }
+        self.encoders = build_encoders(c.encoders, inputs, c.d_model, c.encoder_options)
+        self.logit_scale = TEMPERATURES[c.temperature](c.logit_scale_init, **c.temperature_options)
 
     def encode(self, modality: str, x: Tensor) -> Tensor:
         return self.encoders[modality](x)
@@ -80,15 +71,19 @@ class ReferenceModel(ContrastiveModel):
         if self.training:
             self.logit_scale.advance()
             # Drawing nothing when swap_p is 0 keeps the generator's stream, and so Symile's negatives, as before.
-            if self.swap_p > 0:
-                ordered = swap_modalities(ordered, self.swap_p, generator)
+            if self.config.swap_p > 0:
+                ordered = swap_modalities(ordered, self.config.swap_p, generator)
         return self.objective.loss(ordered, scale, rows, generator)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         return self.objective.score(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())
 
     def card(self) -> dict:
-        return card_of(self, self._config["objective"], self._config)
+        return card_of(self, self.config.objective, self.card_config())
+
+    def card_config(self) -> dict:
+        """The card's config: the settings and the objective's options, the keywords that rebuild the model."""
+        return {**dataclasses.asdict(self.config), **dataclasses.asdict(self.objective)}
 
 
 def _temperature(temperature: str, learn_logit_scale: bool | None) -> str:

@@ -4,12 +4,13 @@ missing modality's embedding from the two others."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import ModelConfig, build
 from .encoders import build_encoders
 from .interface import ContrastiveModel, card_of, ordered_queries
 from .logit_scale import LogitScale
@@ -65,46 +66,36 @@ class SynergyClip(ContrastiveModel):
         backbones' pooler outputs), and their bottleneck has no dropout.
     """
 
-    def __init__(
-        self,
-        inputs: dict[str, int],
-        d_model: int = 16,
-        encoders: str = "linear_l2",
-        encoder_options: dict | None = None,
-        logit_scale_init: float = math.log(1 / 0.07),
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        gamma: float = 1.0,
-        bottleneck: int = 128,
-        recon_weight: float = 1.0,
-    ):
+    normalises = True
+    #: On rows of the audio-visual layout (tasks whose encoders are av-embedded): the paper's backbone
+    #: families (CLIP ViT, AST, RoBERTa), at the one size that reads that layout.
+    preferred_encoders = {"av-embedded": {"encoders": "hf-synergy", "encoder_options": {"size": "tiny"}}}
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(ModelConfig):
+        alpha: float = 1.0  # the weight of L(m0, m1)
+        beta: float = 1.0  # of L(m1, m2)
+        gamma: float = 1.0  # of L(m2, m0)
+        bottleneck: int = 128  # the reconstructors' hidden width
+        recon_weight: float = 1.0  # the weight of the reconstruction term
+
+    def __init__(self, inputs: dict[str, int], **options):
         super().__init__()
         if len(inputs) != 3:
             raise ValueError(f"Synergy-CLIP pairs exactly three modalities, got {list(inputs)}")
+        self.config = c = build(self.Config, options, type(self).__name__)
         self.modalities = tuple(inputs)
-        self.encoders = build_encoders(encoders, inputs, d_model, encoder_options, projects=True)
+        self.encoders = build_encoders(c.encoders, inputs, c.d_model, c.encoder_options, projects=True)
         self.projections = nn.ModuleDict({
-            m: nn.Linear(getattr(self.encoders[m], "out_features", d_model), d_model, bias=False) for m in inputs
+            m: nn.Linear(getattr(self.encoders[m], "out_features", c.d_model), c.d_model, bias=False) for m in inputs
         })
         m0, m1, m2 = self.modalities
         self.pairs = ((m0, m1), (m1, m2), (m2, m0))
-        self.weights = (alpha, beta, gamma)
-        self.logit_scales = nn.ModuleList(LogitScale(logit_scale_init) for _ in self.pairs)
+        self.logit_scales = nn.ModuleList(LogitScale(c.logit_scale_init) for _ in self.pairs)
         self.reconstructors = nn.ModuleDict({
-            t: Reconstructor(tuple(m for m in self.modalities if m != t), d_model, bottleneck) for t in self.modalities
+            t: Reconstructor(tuple(m for m in self.modalities if m != t), c.d_model, c.bottleneck)
+            for t in self.modalities
         })
-        self.recon_weight = recon_weight
-        self._config = {
-            "d_model": d_model,
-            "encoders": encoders,
-            "encoder_options": dict(encoder_options or {}),
-            "logit_scale_init": logit_scale_init,
-            "alpha": alpha,
-            "beta": beta,
-            "gamma": gamma,
-            "bottleneck": bottleneck,
-            "recon_weight": recon_weight,
-        }
 
     def encode(self, modality: str, x: Tensor) -> Tensor:
         return F.normalize(self.projections[modality](self.encoders[modality](x)), dim=-1)
@@ -117,9 +108,10 @@ class SynergyClip(ContrastiveModel):
         raise ValueError(f"no pair {{{a}, {b}}} among {self.pairs}")
 
     def contrastive_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
+        c = self.config
         return sum(
             weight * infonce(embeddings[a], embeddings[b], scale(), rows)
-            for (a, b), weight, scale in zip(self.pairs, self.weights, self.logit_scales)
+            for (a, b), weight, scale in zip(self.pairs, (c.alpha, c.beta, c.gamma), self.logit_scales)
         )
 
     def reconstruction_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
@@ -133,7 +125,8 @@ class SynergyClip(ContrastiveModel):
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         # Nothing here is random, so ``generator`` is unused.
-        return self.contrastive_loss(embeddings, rows) + self.recon_weight * self.reconstruction_loss(embeddings, rows)
+        recon = self.reconstruction_loss(embeddings, rows)
+        return self.contrastive_loss(embeddings, rows) + self.config.recon_weight * recon
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         ordered_queries(self.modalities, queries, target)  # checks only: each query has its own pair scale
@@ -146,4 +139,4 @@ class SynergyClip(ContrastiveModel):
         return F.normalize(self.reconstructors[target](present), dim=-1)
 
     def card(self) -> dict:
-        return card_of(self, "synergy-clip", self._config)
+        return card_of(self, "synergy-clip", dataclasses.asdict(self.config))

@@ -79,26 +79,25 @@ class Trml(ReferenceModel):
         training); with "concat" it needs them all.
     """
 
-    def __init__(
-        self,
-        inputs: dict[str, int],
-        objective: str = "clip",
-        d_model: int = 16,
-        alpha: float = 1.0,
-        sml_temperature: float = 0.07,
-        fusion: str = "mean",
-        **reference_options,
-    ):
-        if fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {fusion!r}; known: {sorted(FUSIONS)}")
+    @dataclasses.dataclass(frozen=True)
+    class Config(ReferenceModel.Config):
+        alpha: float = 1.0  # the weight of L_sml
+        sml_temperature: float = 0.07  # τ, L_sml's fixed temperature
+        fusion: str = "mean"  # a key of FUSIONS: how a generator reads its sources
+
+        def __post_init__(self, learn_logit_scale: bool | None) -> None:
+            if self.fusion not in FUSIONS:
+                raise ValueError(f"unknown fusion {self.fusion!r}; known: {sorted(FUSIONS)}")
+            super().__post_init__(learn_logit_scale)
+
+    def __init__(self, inputs: dict[str, int], **options):
         if len(inputs) < 2:
             raise ValueError(f"TRML needs at least two modalities, got {list(inputs)}")
-        super().__init__(inputs, objective, d_model, **reference_options)
+        super().__init__(inputs, **options)
         self.generators = nn.ModuleDict({
-            t: Generator(tuple(m for m in self.modalities if m != t), d_model, FUSIONS[fusion]) for t in self.modalities
+            t: Generator(tuple(m for m in self.modalities if m != t), self.config.d_model, FUSIONS[self.config.fusion])
+            for t in self.modalities
         })
-        self.alpha, self.sml_temperature = alpha, sml_temperature
-        self._config.update(alpha=alpha, sml_temperature=sml_temperature, fusion=fusion)
 
     def task_loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
@@ -110,14 +109,13 @@ class Trml(ReferenceModel):
 
         Every row is generated, not just the local ones, since all of them are negatives.
         """
-        return sum(
-            infonce(self.generators[t](embeddings), embeddings[t], 1 / self.sml_temperature, rows) for t in self.modalities
-        )
+        scale = 1 / self.config.sml_temperature
+        return sum(infonce(self.generators[t](embeddings), embeddings[t], scale, rows) for t in self.modalities)
 
     def loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        return self.task_loss(embeddings, rows, generator) + self.alpha * self.matching_loss(embeddings, rows)
+        return self.task_loss(embeddings, rows, generator) + self.config.alpha * self.matching_loss(embeddings, rows)
 
     def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor | None:
         """G_target's virtual embedding of ``target`` from the present modalities' embeddings;
@@ -130,4 +128,4 @@ class Trml(ReferenceModel):
         return generator(present)
 
     def card(self) -> dict:
-        return card_of(self, "trml", self._config)
+        return card_of(self, "trml", self.card_config())

@@ -1,7 +1,8 @@
-"""`polymodal train`, `eval`, `submit`, `bench` and `quickstart`.
+"""`polymodal train`, `eval`, `submit`, `bench`, `featurize` and `quickstart`: parsers and their handlers.
 
 torch is imported only inside the handlers, so that building the parser
-(and `polymodal leaderboard ...`) never needs it.
+(and `polymodal leaderboard ...`) never needs it. `bench` and `quickstart`
+live in benchmarks.bench.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
-QUICKSTART = {"task": "xor", "models": "clip,symile", "dataset_args": ["--p-hat", "0,0.5,1", "--dim", "5"]}
 CARD_FIELDS = {"name", "revision", "license", "training_data"}  # what a submitter's card may set
 
 
 def add_commands(subparsers) -> None:
+    from polymodal.benchmarks.feature_cache import CACHE_ENV, DEFAULT_CACHE
     from polymodal.benchmarks.tasks import TASKS
 
     tasks = sorted(TASKS)
@@ -66,15 +66,15 @@ def add_commands(subparsers) -> None:
     featurize = subparsers.add_parser(
         "featurize", help="run frozen encoders over a dataset once and cache the features",
         description="Compute every split's features of DATA with ENCODER and cache them as "
-        "CACHE/<dataset_id>/<encoder>/<split>.safetensors (CACHE: --out, else $POLYMODAL_FEATURES, else "
-        "~/.cache/polymodal/features). Splits already cached are reused, and a killed run resumes at the shard it "
+        f"CACHE/<dataset_id>/<encoder>/<split>.safetensors (CACHE: --out, else ${CACHE_ENV}, else "
+        f"{DEFAULT_CACHE}). Splits already cached are reused, and a killed run resumes at the shard it "
         "lost. Tasks read the same cache. Under `torchrun --nproc_per_node=N` the shards are shuffled alike on "
         "every rank and split between ranks, then between each rank's loader workers; on several nodes CACHE "
         "must be a shared folder.",
     )
     featurize.add_argument("--data", type=Path, required=True, help="dataset folder built by `polymodal build`")
-    featurize.add_argument("--encoder", required=True, help="for symile-m3: embedded (digits variant, CPU) or paper (CLIP, Whisper, "
-                           "XLM-R); for vggsound-plus: av-embedded")
+    featurize.add_argument("--encoder", required=True, help="a featurizer that DATA's task declares: for symile-m3, "
+                           "embedded (digits variant, CPU) or paper (CLIP, Whisper, XLM-R); for vggsound-plus, av-embedded")
     featurize.add_argument("--out", type=Path, help="feature cache folder")
     featurize.add_argument("--workers", type=int, default=2, help="loader processes per rank that decode and "
                            "preprocess shards (default %(default)s; 0: in the main process)")
@@ -149,25 +149,16 @@ def _join_torchrun() -> None:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
-def _print_metrics(result: dict) -> None:
-    # The primary metric only: a task may report a hundred more, all in the result file.
-    name = result["primary_metric"]
-    v = result["metrics"][name]
-    primary = f"{name} {v['value']:.4f}" + (f" ± {v['stderr']:.4f}" if v.get("stderr") is not None else "")
-    refs = ", ".join(f"{k} {v:.4f}" for k, v in result.get("references", {}).items())
-    more = len(result["metrics"]) - 1
-    print(f"{result['model']['name']} on {result['task']['name']} [{result['dataset']['label']}]: {primary}"
-          + (f" ({refs})" if refs else "") + (f"; {more} more metrics in the result file" if more else ""))
-
-
 def _eval(args) -> int:
+    from polymodal.benchmarks.bench import print_metrics
     from polymodal.benchmarks.runs import evaluate_run
 
-    _print_metrics(evaluate_run(args.run, args.out))
+    print_metrics(evaluate_run(args.run, args.out))
     return 0
 
 
 def _submit(args) -> int:
+    from polymodal.benchmarks.bench import folder_name, print_metrics
     from polymodal.benchmarks.runs import RESULT, evaluate_run, train_run
 
     card = json.loads(args.card.read_text())
@@ -177,64 +168,25 @@ def _submit(args) -> int:
     train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
               model_config=args.model_config, card=card, progress=not args.no_progress, resume=args.resume)
     result = evaluate_run(args.out)
-    _print_metrics(result)
+    print_metrics(result)
     if args.results:
         from polymodal.benchmarks.results import write_result
 
-        write_result(result, args.results / f"{_folder(result['model']['name'])}-{result['dataset']['id']}.json")
+        write_result(result, args.results / f"{folder_name(result['model']['name'])}-{result['dataset']['id']}.json")
     print(f"result: {args.out / RESULT}")
     return 0
 
 
-def _folder(spec: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
-
-
-def bench(task_name: str, models: list[str], out: Path, dataset_args: list[str], seed: int = 0, workers: int = 2,
-          progress: bool = True) -> dict:
-    """Build, train, score and rank; every step resumes where a previous call stopped."""
-    import dataclasses
-
-    from polymodal.benchmarks.runs import RESULT, evaluate_run, train_run
-    from polymodal.benchmarks.results import write_result
-    from polymodal.benchmarks.tasks import load_task
-    from polymodal.builders import BUILDERS
-    from polymodal.builders.core.runner import build
-    from polymodal.leaderboard.aggregate import build_leaderboard, write_leaderboard
-    from polymodal.leaderboard.report import format_table, write_report
-
-    task = load_task(task_name)
-    train = dataclasses.replace(task.train_defaults, seed=seed)
-    for folder, config in task.bench_configs(dataset_args).items():
-        data = out / "data" / task.name / folder
-        build(BUILDERS[task.builder](config), data, workers=workers, progress=progress)
-        for spec in models:
-            run = out / "runs" / task.name / folder / _folder(spec)
-            if not (run / RESULT).is_file():
-                print(f"== {task.name} [{folder}] {spec}", flush=True)
-                train_run(task.name, spec, data, run, train, progress=progress)
-                evaluate_run(run)
-            result = json.loads((run / RESULT).read_text())
-            write_result(result, out / "results" / task.name / folder / f"{_folder(spec)}.json")
-            _print_metrics(result)
-    board = build_leaderboard(out / "results")
-    write_leaderboard(board, out / "leaderboard.json")
-    report = write_report(board, out / "report")
-    for key in board["tasks"]:
-        print()
-        print(format_table(board, key))
-    print(f"\nleaderboard: {out / 'leaderboard.json'}\nreport: {report}")
-    return board
-
-
 def _bench(args) -> int:
+    from polymodal.benchmarks.bench import bench
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bench(args.task, models, args.out, args.extra, seed=args.seed, workers=args.workers, progress=not args.no_progress)
     return 0
 
 
 def _featurize(args) -> int:
-    from polymodal.benchmarks.tasks.symile_m3.featurizers import featurize_all
+    from polymodal.benchmarks.featurize import featurize_all
 
     _join_torchrun()
     paths = featurize_all(args.data, args.encoder, args.out, workers=args.workers, seed=args.seed,
@@ -245,9 +197,9 @@ def _featurize(args) -> int:
 
 
 def _quickstart(args) -> int:
-    models = QUICKSTART["models"].split(",")
-    bench(QUICKSTART["task"], models, args.out, QUICKSTART["dataset_args"], seed=args.seed, workers=args.workers,
-          progress=not args.no_progress)
+    from polymodal.benchmarks.bench import quickstart
+
+    quickstart(args.out, seed=args.seed, workers=args.workers, progress=not args.no_progress)
     return 0
 
 

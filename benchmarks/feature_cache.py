@@ -6,7 +6,7 @@
         should be the same bytes every time
     CACHE/<dataset_id>/<encoder>/<split>.parts/          pieces of a split being computed
 
-CACHE is --out, else $POLYMODAL_FEATURES, else ~/.cache/polymodal/features.
+CACHE is --out, else $POLYMODAL_FEATURES (CACHE_ENV), else ~/.cache/polymodal/features.
 Every file is written under a temporary name and renamed, so a killed run
 never leaves a half file that a later one trusts; an existing file is reused.
 
@@ -33,27 +33,34 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from polymodal.benchmarks.data import load_manifest
+from polymodal.builders import schema
+
+if TYPE_CHECKING:
+    from polymodal.benchmarks.featurize import Featurizer
 
 BATCH = 64
 META = "polymodal"  # the cache file's one metadata key
-Row = tuple[bytes, bytes, str, dict]  # (jpeg, flac, text, meta) of one sample
+CACHE_ENV = "POLYMODAL_FEATURES"  # the cache folder where --out names none
+DEFAULT_CACHE = "~/.cache/polymodal/features"
+RawSample = tuple[bytes, bytes, str, dict]  # (jpeg, flac, text, meta) of one sample, as its shard holds it
 
 
 def cache_root(out: str | Path | None = None) -> Path:
-    return Path(out or os.environ.get("POLYMODAL_FEATURES") or Path.home() / ".cache" / "polymodal" / "features")
+    return Path(out or os.environ.get(CACHE_ENV) or Path(DEFAULT_CACHE).expanduser())
 
 
 def cache_path(data_dir, encoder: str, split: str, out=None) -> Path:
     return cache_root(out) / load_manifest(data_dir)["dataset_id"] / encoder / f"{split}.safetensors"
 
 
-def _rows(samples: Iterable[dict]) -> Iterable[Row]:
+def _raw_samples(samples: Iterable[dict]) -> Iterable[RawSample]:
     for s in samples:
-        yield s["image.jpg"], s["audio.flac"], s["text.txt"].decode(), json.loads(s["json"])
+        yield s[schema.IMAGE], s[schema.AUDIO], s[schema.TEXT].decode(), json.loads(s[schema.META])
 
 
 def node_shards(shards: list[dict], seed: int) -> list[dict]:
@@ -66,13 +73,13 @@ def node_shards(shards: list[dict], seed: int) -> list[dict]:
     return [by_url[s["url"]] for s in stages]
 
 
-def _prepared(shards: Iterable[dict], prepare: Callable[[list[Row]], dict], batch: int):
+def _prepared(shards: Iterable[dict], prepare: Callable[[list[RawSample]], dict], batch: int):
     """Per shard, its prepared batches, then an end mark (a shard may have no rows)."""
     import webdataset as wds
 
     for shard in shards:
-        rows: list[Row] = []
-        for row in _rows(wds.tarfile_to_samples()(iter([{"url": shard["url"]}]))):
+        rows: list[RawSample] = []
+        for row in _raw_samples(wds.tarfile_to_samples()(iter([{"url": shard["url"]}]))):
             rows.append(row)
             if len(rows) == batch:
                 yield {"url": shard["url"], "arrays": _one_thread(prepare, rows)}
@@ -82,7 +89,7 @@ def _prepared(shards: Iterable[dict], prepare: Callable[[list[Row]], dict], batc
         yield {"url": shard["url"], "end": True}
 
 
-def _one_thread(prepare: Callable[[list[Row]], dict], rows: list[Row]) -> dict:
+def _one_thread(prepare: Callable[[list[RawSample]], dict], rows: list[RawSample]) -> dict:
     # A multi-threaded BLAS sums a mel projection in an order that depends on its thread count,
     # which would change the features' last bits from machine to machine; workers parallelise instead.
     from threadpoolctl import threadpool_limits
@@ -118,23 +125,21 @@ def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         return {k: f.get_tensor(k) for k in f.keys()}, written["info"]
 
 
-def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[], object], out=None, *,
+def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[], Featurizer], out=None, *,
                  workers: int = 0, seed: int = 0, progress: bool = False) -> Path:
     """The cache file of (data_dir, encoder, split); if absent, computed, resuming from its pieces.
 
-    ``make_featurizer()`` is called only then. The featurizer's ``prepare(rows)``
-    maps a list of rows to arrays in the loader's workers; its ``encode(arrays)``,
-    where defined, runs on them in the rank's main process; its ``info`` is
-    stored with the file. Collective under torch.distributed: every rank must
+    ``make_featurizer()`` is called only then (see benchmarks.featurize.Featurizer
+    for what it returns). Collective under torch.distributed: every rank must
     call it, and every rank returns once the file exists.
     """
     import torch.distributed as dist
 
-    manifest = load_manifest(data_dir)
-    path = cache_root(out) / manifest["dataset_id"] / encoder / f"{split}.safetensors"
+    path = cache_path(data_dir, encoder, split, out)
     if path.is_file():
         return path
     featurizer = make_featurizer()
+    manifest = load_manifest(data_dir)
     parts = path.with_suffix(".parts")
     shards = [{**s, "url": str(Path(data_dir) / s["path"])} for s in manifest["shards"] if s["split"] == split]
     _featurize_shards(shards, split, parts, featurizer, workers=workers, seed=seed, progress=progress)
@@ -164,14 +169,13 @@ def _featurize_shards(shards: list[dict], split: str, parts: Path, featurizer, *
     pipeline = wds.DataPipeline(wds.SimpleShardList(list(todo)), wds.split_by_worker,
                                 functools.partial(_prepared, prepare=featurizer.prepare, batch=BATCH))
     loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers, collate_fn=_as_is)
-    encode = getattr(featurizer, "encode", None)
     pending: dict[str, list[dict]] = {}
     shown = progress and int(os.environ.get("RANK", 0)) == 0  # one bar, rank 0's, under torchrun
     with tqdm(total=len(todo), desc=f"featurize {split}", unit="shard", disable=not shown) as bar:
         for item in loader:
             batches = pending.setdefault(item["url"], [])
             if "end" not in item:
-                batches.append(encode(item["arrays"]) if encode else item["arrays"])
+                batches.append(featurizer.encode(item["arrays"]))
                 continue
             joined = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]} if batches else {}
             _save(joined, _piece(parts, todo[item["url"]]))

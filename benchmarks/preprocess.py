@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-SAMPLE_RATE = 16_000  # every builder writes 16 kHz mono FLAC
+from polymodal.builders.schema import SAMPLE_RATE
 
 
 def log_mel(flac: bytes, n_mels: int, frames: int, n_fft: int, hop: int, floor: float = 1e-6) -> np.ndarray:

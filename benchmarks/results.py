@@ -34,6 +34,8 @@ def make_result(task: Task, manifest: dict, card: dict, evaluation: Evaluation, 
         "wall_time_s": round(wall_time_s, 3),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if task.plot is not None:
+        result["plot"] = dict(task.plot)
     for name, metric in evaluation.metrics.items():
         if not math.isfinite(metric["value"]):
             raise ValueError(f"metric {name} is {metric['value']}: training diverged; no result is written")

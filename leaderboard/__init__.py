@@ -24,7 +24,6 @@ _EXPORTS = {
     "build_leaderboard": "polymodal.leaderboard.aggregate",
     "read_leaderboard": "polymodal.leaderboard.aggregate",
     "write_leaderboard": "polymodal.leaderboard.aggregate",
-    "PLOTS": "polymodal.leaderboard.report",
     "format_table": "polymodal.leaderboard.report",
     "write_report": "polymodal.leaderboard.report",
 }

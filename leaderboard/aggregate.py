@@ -116,7 +116,8 @@ def _rank_task(results: list[Result], primary: str) -> dict[str, Any]:
     entries.sort(key=lambda entry: (-entry["score"], entry["model"]))
     for rank, entry in enumerate(entries, start=1):
         entry["rank"] = rank
-    return {"name": name, "version": version, "primary_metric": primary, "datasets": datasets, "entries": entries}
+    return {"name": name, "version": version, "primary_metric": primary, "datasets": datasets, "entries": entries,
+            "plot": _plot(results)}
 
 
 def _datasets(results: list[Result]) -> list[dict[str, Any]]:
@@ -134,6 +135,12 @@ def _datasets(results: list[Result]) -> list[dict[str, Any]]:
         for dataset_id, result in newest.items()
     ]
     return sorted(datasets, key=lambda d: (_params_order(d["params"]), d["label"], d["id"]))
+
+
+def _plot(results: list[Result]) -> dict[str, str] | None:
+    # The task's own plot declaration, as its newest result states it; None: the task draws none.
+    newest = max(results, key=lambda item: (parse_created(item[1]["created"]), item[0]))
+    return newest[1].get("plot")
 
 
 def _params_order(params: dict[str, Any]) -> tuple:

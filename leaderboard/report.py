@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Figure + the Agg canvas directly, not pyplot: no global backend to pick and no
 # display needed, so reports render on headless machines.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.mathtext import MathTextParser
 
 MISSING = "—"  # a model that was not run on that dataset
 
@@ -45,7 +46,7 @@ def format_table(board: dict[str, Any], task: str) -> str:
 
 
 def write_report(board: dict[str, Any], out_dir: str | Path) -> Path:
-    """Write out_dir/report.md and a plot per task that has a plotter; return the report's path."""
+    """Write out_dir/report.md and a plot per task whose results declare one; return the report's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = board["tasks"]
@@ -60,9 +61,8 @@ def write_report(board: dict[str, Any], out_dir: str | Path) -> Path:
         info = tasks[key]
         lines += ["", f"## {info['name']} (version {info['version']})", "",
                   f"Primary metric: `{info['primary_metric']}`.", "", format_table(board, key)]
-        plotter = PLOTS.get(info["name"])
         image = out_dir / _plot_filename(tasks, key)
-        if plotter is not None and plotter(info, image) is not None:
+        if info.get("plot") and save_plot(info, image) is not None:
             lines += ["", f"![{info['name']}: {info['primary_metric']} per model]({image.name})"]
     if board["rejected"]:
         lines += ["", "## Rejected files", ""]
@@ -117,23 +117,13 @@ def figure_against(task: dict[str, Any], param: str, symbol: str) -> Figure | No
     return figure
 
 
-def plot_against(param: str, symbol: str) -> Callable[[dict[str, Any], Path], Path | None]:
-    def plot(task: dict[str, Any], path: Path) -> Path | None:
-        figure = figure_against(task, param, symbol)
-        if figure is None:
-            return None
-        figure.savefig(path, dpi=120)
-        return path
-
-    return plot
-
-
-# Task name -> plotter(task_board, png_path) -> the path, or None when there was nothing to draw.
-# XOR against p_hat (Symile's Figure 2), Symile-M3 against the number of languages w (its Figure 4).
-PLOTS: dict[str, Callable[[dict[str, Any], Path], Path | None]] = {
-    "xor": plot_against("p_hat", r"$\hat{p}$"),
-    "symile-m3": plot_against("w", "$w$"),
-}
+def save_plot(task: dict[str, Any], path: Path) -> Path | None:
+    """The plot the task's results declare (board task "plot": x and symbol) at `path`; None if nothing to draw."""
+    figure = figure_against(task, task["plot"]["x"], _mathtext(task["plot"]["symbol"]))
+    if figure is None:
+        return None
+    figure.savefig(path, dpi=120)
+    return path
 
 
 def _plot_filename(tasks: dict[str, Any], key: str) -> str:
@@ -171,6 +161,15 @@ def _row(cells: list[str]) -> str:
 def _cell(text: str) -> str:
     # A "|" or a line break in a model name or label would split the table.
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _mathtext(text: str) -> str:
+    # A result file's symbol is drawn as mathtext where it parses, else as plain text, never failing the report.
+    try:
+        MathTextParser("path").parse(text)
+    except ValueError:
+        return _plain(text)
+    return text
 
 
 def _plain(text: str) -> str:

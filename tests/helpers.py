@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: the repository root, the five reference models, killing a job, reading shards."""
+"""Helpers shared by the tests: the repository root, the reference models, killing a job, reading shards."""
 
 import os
 import signal
@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from polymodal.baselines.models import MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
-#: The reference models every task must run (docs/compatibility.md).
-FIVE = ("clip", "symile", "synergy-clip", "alignclip", "trml")
+#: The reference models every task must run (docs/compatibility.md): every registered one.
+FIVE = tuple(MODELS)
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:

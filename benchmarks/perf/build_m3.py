@@ -27,9 +27,15 @@ import time
 from shard_floor import time_against_floor
 
 from polymodal.builders.core.base import ShardSpec
+from polymodal.builders.symile_m3.builder import (
+    LANGUAGE_SETS,
+    M3Config,
+    SymileM3Builder,
+    language_list,
+    language_set_name,
+)
 from polymodal.builders.symile_m3.names import load_table
 from polymodal.builders.symile_m3.sources import EspeakAudio
-from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, M3Config, SymileM3Builder, language_list, language_set_name
 from polymodal.builders.symile_m3.speech import CACHE_ENV
 
 

@@ -7,19 +7,18 @@ silently compared with new ones.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import torch
 
+    from polymodal.benchmarks.featurize import Featurizer
 
-#: Overrides for tasks whose encoders end in LayerNorm (embeddings of norm ~sqrt(d)) and so start the
-#: logit scale at 1: the reference models that L2-normalise their own outputs keep CLIP's 1/0.07.
-L2_MODELS_KEEP_CLIP_SCALE: dict[str, dict] = {
-    name: {"logit_scale_init": math.log(1 / 0.07)} for name in ("synergy-clip", "alignclip")
-}
+
+#: The log logit scale models start at on tasks whose encoders end in LayerNorm: a scale of 1, since their
+#: embeddings have norm ~sqrt(d), where CLIP's 1/0.07 is meant for unit vectors.
+LAYERNORM_LOGIT_SCALE_INIT = 0.0
 
 
 @dataclass(frozen=True)
@@ -47,19 +46,42 @@ class Task:
     version: ClassVar[str]
     builder: ClassVar[str]  # the dataset builder whose shards this task reads
     primary_metric: ClassVar[str]
+    #: Encoder name -> featurizer of this task's datasets (`polymodal featurize --encoder`); none: they hold arrays.
+    featurizers: ClassVar[dict[str, type[Featurizer]]] = {}
+    #: How the leaderboard plots the primary metric, written into every result: against the dataset param
+    #: "x", labelled "symbol" (matplotlib mathtext); None: no plot.
+    plot: ClassVar[dict[str, str] | None] = None
     train_defaults: ClassVar[TrainConfig] = TrainConfig()
     model_defaults: ClassVar[dict] = {}  # reference-model settings this task's protocol fixes (e.g. d_model)
-    model_overrides: ClassVar[dict[str, dict]] = {}  # per reference model, over model_defaults
+    #: Whether the encoders of model_defaults end in LayerNorm (embeddings of norm ~sqrt(d), not 1).
+    layernorm_encoders: ClassVar[bool] = False
 
-    def model_config(self, name: str) -> dict:
-        """The settings reference model ``name`` is built with on this task."""
-        return {**self.model_defaults, **self.model_overrides.get(name, {})}
+    def model_config(self, model: str | type) -> dict:
+        """The settings reference model ``model`` (a registered name or a class) is built with on this task:
+        model_defaults, a logit scale for its embeddings' norm, and the encoders it prefers to the task's."""
+        from polymodal.baselines.logit_scale import CLIP_LOGIT_SCALE_INIT
+        from polymodal.baselines.models import model_class
+
+        cls = model_class(model) if isinstance(model, str) else model
+        config = dict(self.model_defaults)
+        if self.layernorm_encoders:  # a model that L2-normalises its outputs keeps CLIP's scale
+            normalised = getattr(cls, "normalises", False)
+            config["logit_scale_init"] = CLIP_LOGIT_SCALE_INIT if normalised else LAYERNORM_LOGIT_SCALE_INIT
+        return {**config, **getattr(cls, "preferred_encoders", {}).get(config.get("encoders"), {})}
 
     def inputs(self, manifest: dict) -> dict[str, int]:
         """Modality name -> input feature dimension, the `inputs` every model is built with."""
         raise NotImplementedError
 
     def load_split(self, data_dir, split: str) -> dict[str, "torch.Tensor"]:
+        raise NotImplementedError
+
+    def tiny_manifest(self) -> dict:
+        """The manifest fields `inputs` reads, for models built without a dataset (tests/benchmarks/test_compatibility)."""
+        raise NotImplementedError
+
+    def tiny_batch(self, n: int) -> dict[str, "torch.Tensor"]:
+        """n random rows shaped as `load_split`'s, of the widths `inputs(tiny_manifest())` gives."""
         raise NotImplementedError
 
     def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:
@@ -72,6 +94,12 @@ class Task:
     def dataset_label(self, manifest: dict) -> str:
         return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.dataset_params(manifest).items())
 
+    @property
+    def bench_prog(self) -> str:
+        return f"polymodal bench --task {self.name}"
+
     def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
-        """Builder configs for `polymodal bench`, keyed by a folder name, from the task's dataset options."""
-        raise NotImplementedError
+        """Builder configs for `polymodal bench`, keyed by a folder name, from the builder's own options."""
+        from polymodal.builders import BUILDERS
+
+        return BUILDERS[self.builder].configs_from_argv(extra_args, self.bench_prog)

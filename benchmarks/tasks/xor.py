@@ -7,15 +7,13 @@ report their mean and standard error (the paper's "bootstrap").
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
 
 from polymodal.benchmarks.data import load_split_arrays
 from polymodal.benchmarks.protocols.gap import gap_evaluation
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
-from polymodal.builders.xor import XorBuilder, bayes_accuracy
+from polymodal.builders.xor import bayes_accuracy
 
 MODALITIES = ("a", "b", "c")
 
@@ -34,6 +32,7 @@ class XorTask(Task):
     version = "1.0"
     builder = "xor"
     primary_metric = "acc1"
+    plot = {"x": "p_hat", "symbol": r"$\hat{p}$"}  # Symile's Figure 2
     # Matmuls this small run fastest on one thread; more only add OpenMP overhead.
     train_defaults = TrainConfig(epochs=20, batch_size=1000, lr=0.05, weight_decay=0.01, threads=1)
     model_defaults = {"d_model": 16}
@@ -44,6 +43,12 @@ class XorTask(Task):
     def load_split(self, data_dir, split: str) -> dict[str, torch.Tensor]:
         arrays = load_split_arrays(data_dir, split, list(MODALITIES))
         return {m: torch.from_numpy(v.astype(np.float32)) for m, v in arrays.items()}  # astype copies
+
+    def tiny_manifest(self) -> dict:
+        return {"config": {"dim": 5}}
+
+    def tiny_batch(self, n: int) -> dict[str, torch.Tensor]:
+        return {m: torch.randint(0, 2, (n, w)).float() for m, w in self.inputs(self.tiny_manifest()).items()}
 
     def dataset_params(self, manifest: dict) -> dict:
         config = manifest["config"]
@@ -70,7 +75,3 @@ class XorTask(Task):
         references = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
         return Evaluation(metrics, references)
 
-    def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
-        parser = argparse.ArgumentParser(prog="polymodal bench --task xor", description="XOR dataset options")
-        XorBuilder.add_arguments(parser)
-        return XorBuilder.configs_from_args(parser.parse_args(extra_args))

@@ -112,7 +112,7 @@ def test_symile_learns_xor_that_clip_cannot(negatives, batch_size):
 
 def test_the_documented_example_is_a_working_model():
     namespace = {}
-    exec(textwrap.dedent(baselines.interface.__doc__.split("::\n", 1)[1]), namespace)
+    exec(textwrap.dedent(polymodal.baselines.interface.__doc__.split("::\n", 1)[1]), namespace)
     model = namespace["MlpSymile"](INPUTS, width=8)
     embeddings = model(batch())
     loss = model.loss(embeddings, generator=torch.Generator().manual_seed(0))

@@ -34,33 +34,13 @@ def doc_matrix() -> dict[tuple[str, str], bool]:
     return matrix
 
 
-def _flagged(width: int) -> torch.Tensor:
-    """M3 image/audio rows: features, then a present flag of 0."""
-    return torch.cat([torch.randn(ROWS, width - 1), torch.zeros(ROWS, 1)], 1)
-
-
-def _bytes(width: int) -> torch.Tensor:
-    return torch.randint(1, 257, (ROWS, width))
-
-
-#: task -> (the manifest fields its inputs() reads, a tiny batch of those inputs)
-TINY = {
-    "xor": ({"config": {"dim": 5}}, lambda inputs: {m: torch.randint(0, 2, (ROWS, w)).float() for m, w in inputs.items()}),
-    "symile-m3": ({"config": {"images": "digits"}}, lambda inputs: {
-        "image": _flagged(inputs["image"]), "audio": _flagged(inputs["audio"]), "text": _bytes(inputs["text"])}),
-    "vggsound-plus": ({}, lambda inputs: {"image": torch.rand(ROWS, inputs["image"]) * 2 - 1,
-                                          "audio": torch.randn(ROWS, inputs["audio"]), "text": _bytes(inputs["text"])}),
-}
-
-
 def run_cell(model_name: str, task_name: str) -> None:
     """Build, one training step through the harness's loss, then every score and fill the tasks ask for."""
     task = load_task(task_name)
-    manifest, make_batch = TINY[task_name]
-    inputs = task.inputs(manifest)
+    inputs = task.inputs(task.tiny_manifest())
     torch.manual_seed(0)
     model = MODELS[model_name](inputs, **task.model_config(model_name))
-    batch = make_batch(inputs)
+    batch = task.tiny_batch(ROWS)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss = batch_loss(model, batch, torch.Generator().manual_seed(0), nullcontext())
     loss.backward()

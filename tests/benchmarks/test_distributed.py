@@ -4,16 +4,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
 from polymodal.builders.core.runner import build
 from polymodal.builders.xor import XorBuilder, XorConfig
-from tests.helpers import sigkill_when
+from tests.helpers import ROOT, sigkill_when
 
-from tests.helpers import ROOT
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 

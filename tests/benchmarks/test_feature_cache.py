@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from polymodal.benchmarks.feature_cache import cache_path, node_shards, read_cache
-from polymodal.benchmarks.tasks.symile_m3.featurizers import EmbeddedFeaturizer, featurize
+from polymodal.benchmarks.featurize import featurize
+from polymodal.benchmarks.tasks.symile_m3.featurizers import EmbeddedFeaturizer
 from polymodal.builders.core.runner import build
 from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, M3Config, SymileM3Builder
 from polymodal.builders.symile_m3.speech import CACHE_ENV

@@ -6,11 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from polymodal.benchmarks.cli import bench
+from polymodal.benchmarks.bench import bench
 from polymodal.benchmarks.runs import evaluate_run, train_run
 from polymodal.benchmarks.tasks.base import TrainConfig
-from polymodal.benchmarks.tasks.xor import XorTask
-from polymodal.benchmarks.tasks.xor import all_bit_vectors, bits_to_index
+from polymodal.benchmarks.tasks.xor import XorTask, all_bit_vectors, bits_to_index
 from polymodal.builders.core.runner import build
 from polymodal.builders.xor import XorBuilder, XorConfig, bayes_accuracy
 from polymodal.leaderboard.schema import validate_result
@@ -59,7 +58,7 @@ def test_results_describe_what_produced_them(trained, xor_data):
     manifest = json.loads((xor_data[1.0] / "manifest.json").read_text())
     assert result["dataset"]["id"] == manifest["dataset_id"]
     assert result["dataset"]["params"] == {"p_hat": 1.0, "dim": 5}
-    assert result["task"] == {"name": "xor", "version": XorTask.version}
+    assert result["task"] == {"name": "xor", "version": XorTask.version} and result["plot"]["x"] == "p_hat"
     assert result["model"]["name"] == "symile" and result["model"]["config"]["train"]["epochs"] == FAST.epochs
     assert result["metrics"]["acc1"]["n"] == 3 and result["metrics"]["acc1"]["stderr"] >= 0
     assert result["references"]["bayes_bound"] == 1.0 and result["seed"] == 0

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from polymodal.baselines.models import MODELS
+from polymodal.benchmarks.feature_cache import CACHE_ENV as FEATURES_ENV
 from polymodal.benchmarks.feature_cache import cache_path
-from polymodal.benchmarks.tasks.symile_m3.featurizers import EmbeddedFeaturizer, featurize, featurize_all, load_features
+from polymodal.benchmarks.featurize import Featurizer, featurize, featurize_all, load_features
+from polymodal.benchmarks.protocols.gap import embed
 from polymodal.benchmarks.runs import evaluate_run, train_run
 from polymodal.benchmarks.tasks import load_task
 from polymodal.benchmarks.tasks.base import TrainConfig
-from polymodal.benchmarks.protocols.gap import embed
+from polymodal.benchmarks.tasks.symile_m3.featurizers import EmbeddedFeaturizer
 from polymodal.benchmarks.tasks.symile_m3.task import retrieve
 from polymodal.builders.core.runner import build
 from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, M3Config, SymileM3Builder
@@ -29,7 +31,7 @@ def caches(tmp_path_factory):
     """One speech cache and one feature cache for the module."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("tts")))
-        mp.setenv("POLYMODAL_FEATURES", str(tmp_path_factory.mktemp("features")))
+        mp.setenv(FEATURES_ENV, str(tmp_path_factory.mktemp("features")))
         yield
 
 
@@ -47,7 +49,7 @@ def m3_missing(tmp_path_factory):
     return out
 
 
-class Refuses:
+class Refuses(Featurizer):
     """A featurizer that fails if called: proves a cached split is not recomputed."""
 
     info: typing.ClassVar[dict] = {}
@@ -125,7 +127,7 @@ def test_train_and_eval_write_a_valid_result(m3, tmp_path):
 def test_scorer_retrieves_among_all_test_images(m3, name):
     task = load_task("symile-m3")
     torch.manual_seed(0)
-    model = MODELS[name](task.inputs(json.loads((m3 / "manifest.json").read_text())), **task.model_defaults).eval()
+    model = MODELS[name](task.inputs(json.loads((m3 / "manifest.json").read_text())), **task.model_config(name)).eval()
     data = task.load_split(m3, "test")
     with torch.no_grad():
         image, audio, text = (model.encode(m, data[m]) for m in ("image", "audio", "text"))

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 import polymodal.benchmarks.tasks.vggsound_plus.featurizer as av_features
-from polymodal.baselines.layouts import AudioVisualLayout
+from polymodal.baselines.layouts import AUDIO_VISUAL, AudioVisualLayout
 from polymodal.baselines.models import MODELS, ReferenceModel
-from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER, load_features
-from polymodal.benchmarks.feature_cache import cache_path
+from polymodal.benchmarks.feature_cache import CACHE_ENV, cache_path
+from polymodal.benchmarks.featurize import load_features
 from polymodal.benchmarks.tasks import load_task
+from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER
 from polymodal.benchmarks.tasks.vggsound_plus.task import MIN_VAL, MODALITIES, VAL_FRACTION, validation_mask
 from polymodal.builders.core.manifest import load_manifest
 from polymodal.builders.vggsound_plus.index import class_index
@@ -63,7 +64,7 @@ def bench(clips, tmp_path_factory):
     args = ["bench", "--task", "vggsound-plus", "--models", ",".join(FIVE), "--out", out, "--no-progress",
             "--index", clips / "index.csv", "--media-dir", clips, "--frame-size", "32", "--classes", *CLASSES]
     # One thread: on batches this small more only add synchronisation, which costs seconds on a shared 2-core box.
-    env = {**os.environ, "POLYMODAL_FEATURES": str(out / "features"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, CACHE_ENV: str(out / "features"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "polymodal", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=600)
     assert done.returncode == 0, f"bench exited {done.returncode}\n{done.stdout}\n{done.stderr}"
@@ -72,7 +73,7 @@ def bench(clips, tmp_path_factory):
 
 @pytest.fixture
 def data(bench, monkeypatch):
-    monkeypatch.setenv("POLYMODAL_FEATURES", str(bench / "features"))
+    monkeypatch.setenv(CACHE_ENV, str(bench / "features"))
     return bench / "data" / "vggsound-plus" / "index"
 
 
@@ -106,8 +107,13 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
         assert result["model"]["config"]["model"]["encoders"] in ("av-embedded", "hf-synergy")
 
 
+def av_features_of(data, split: str, layout: AudioVisualLayout = AUDIO_VISUAL) -> dict[str, np.ndarray]:
+    """A built split's cached av-embedded arrays, checked to be of `layout`."""
+    return load_features(data, ENCODER, split, featurizer=av_features.AudioVisualFeaturizer(layout))[0]
+
+
 def test_features_have_the_layout_and_are_cached(data, monkeypatch):
-    arrays = load_features(data, "train")
+    arrays = av_features_of(data, "train")
     assert arrays["image"].shape == (18, 3 * 32 * 32) and arrays["audio"].shape == (18, 64 * 100)
     assert arrays["text"].shape == (18, 64) and arrays["text"].dtype == np.int64
     assert -1 <= arrays["image"].min() and arrays["image"].max() <= 1 and np.isfinite(arrays["audio"]).all()
@@ -117,15 +123,15 @@ def test_features_have_the_layout_and_are_cached(data, monkeypatch):
     pairs = set(zip(arrays["cls"].tolist(), dominant.tolist()))
     assert len(pairs) == 3 and len({channel for _, channel in pairs}) == 3
     monkeypatch.setattr(av_features.AudioVisualFeaturizer, "prepare", lambda *a: pytest.fail("recomputed a cached split"))
-    assert np.array_equal(load_features(data, "train")["audio"], arrays["audio"])
+    assert np.array_equal(av_features_of(data, "train")["audio"], arrays["audio"])
     assert cache_path(data, ENCODER, "test").is_file() and not list(cache_path(data, ENCODER, "test").parent.glob("*.tmp"))
-    with pytest.raises(SystemExit, match="layout"):
-        load_features(data, "test", layout=AudioVisualLayout(image_side=16))
+    with pytest.raises(SystemExit, match="holds features made with .*image_side.*; delete it to recompute"):
+        av_features_of(data, "test", AudioVisualLayout(image_side=16))
 
 
 def test_validation_is_a_fixed_part_of_train(data):
     task = load_task("vggsound-plus")
-    built = load_features(data, "train")
+    built = av_features_of(data, "train")
     train, val = task.split_arrays(data, "train"), task.split_arrays(data, "val")
     assert len(val["cls"]) == MIN_VAL and len(train["cls"]) + len(val["cls"]) == 18
     assert not set(train["clip_hash"].tolist()) & set(val["clip_hash"].tolist())

@@ -1,35 +1,31 @@
-"""Frozen features of a Symile-M3 dataset, cached by benchmarks.feature_cache.
+"""The featurizers of Symile-M3 datasets (benchmarks.featurize), whose features benchmarks.feature_cache keeps.
 
     CACHE/<dataset_id>/<encoder>/<split>.safetensors
         image (N, ...) float32, audio (N, ...) float32, text (N, L) int64,
         cls (N,) int64, missing (N, 3) uint8 by (image, audio, text)
 
-Encoders (FEATURIZERS):
+Encoders (SymileM3Task.featurizers):
     embedded  deterministic preprocessing for the digits variant: grayscale pixels,
               log-mel frames, UTF-8 byte ids; models learn their encoders from these
     paper     the paper's frozen encoders: CLIP ViT-L/14 pooler output, Whisper-large-v3
               encoder mean-pooled, XLM-RoBERTa-large token ids (needs `transformers`);
               the processors run in the loader's workers, the models on the rank's device
-    av-embedded  VGG-sound+ datasets: the audio-visual layout of polymodal.benchmarks.tasks.vggsound_plus.featurizer
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from polymodal.baselines.layouts import EMBEDDED, EmbeddedLayout
-from polymodal.benchmarks.data import load_manifest
-from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER as AV_ENCODER
-from polymodal.benchmarks.tasks.vggsound_plus.featurizer import AudioVisualFeaturizer
-from polymodal.benchmarks.feature_cache import Row, cached_split, read_cache
-from polymodal.benchmarks.preprocess import SAMPLE_RATE, byte_ids, log_mel
+from polymodal.benchmarks.feature_cache import RawSample
+from polymodal.benchmarks.featurize import Featurizer
+from polymodal.benchmarks.preprocess import byte_ids, log_mel
+from polymodal.builders.schema import SAMPLE_RATE
 
 MODALITIES = ("image", "audio", "text")
 PAPER_TEXT_LEN = 64  # XLM-R tokens per text
@@ -48,7 +44,7 @@ def _memo(fn: Callable):
     return call
 
 
-def _with_labels(arrays: dict[str, np.ndarray], rows: list[Row], info: dict) -> dict[str, np.ndarray]:
+def _with_labels(arrays: dict[str, np.ndarray], rows: list[RawSample], info: dict) -> dict[str, np.ndarray]:
     """Add cls and missing (image, audio, text); a missing text becomes one [MISSING] token."""
     arrays["cls"] = np.asarray([meta["class_id"] for *_, meta in rows], np.int64)
     arrays["missing"] = np.asarray([[meta["missing"][m] for m in MODALITIES] for *_, meta in rows], np.uint8)
@@ -58,10 +54,8 @@ def _with_labels(arrays: dict[str, np.ndarray], rows: list[Row], info: dict) -> 
     return arrays
 
 
-class EmbeddedFeaturizer:
+class EmbeddedFeaturizer(Featurizer):
     """Deterministic preprocessing only; no learned weights."""
-
-    builder = "symile-m3"  # the datasets it reads
 
     def __init__(self, layout: EmbeddedLayout = EMBEDDED):
         self.layout = layout
@@ -82,7 +76,7 @@ class EmbeddedFeaturizer:
     def text(self, text: str) -> np.ndarray:
         return byte_ids(text, self.layout.text_len, self.layout.pad)
 
-    def prepare(self, rows: list[Row]) -> dict[str, np.ndarray]:
+    def prepare(self, rows: list[RawSample]) -> dict[str, np.ndarray]:
         return _with_labels({
             "image": np.stack([self.image(jpeg) for jpeg, *_ in rows]),
             "audio": np.stack([self.audio(flac) for _, flac, *_ in rows]),
@@ -90,10 +84,8 @@ class EmbeddedFeaturizer:
         }, rows, self.info)
 
 
-class PaperFeaturizer:
+class PaperFeaturizer(Featurizer):
     """The paper's frozen encoders through `transformers`; model names may be local paths."""
-
-    builder = "symile-m3"
 
     def __init__(self, image: str = "openai/clip-vit-large-patch14", audio: str = "openai/whisper-large-v3",
                  text: str = "FacebookAI/xlm-roberta-large", text_len: int = PAPER_TEXT_LEN, tokenizer=None, device: str | None = None):
@@ -118,7 +110,7 @@ class PaperFeaturizer:
         vocab = len(self.tokenizer)
         self.info = {"text_vocab": vocab + 1, "text_pad": self.tokenizer.pad_token_id, "missing_token": vocab}
 
-    def prepare(self, rows: list[Row]) -> dict[str, np.ndarray]:
+    def prepare(self, rows: list[RawSample]) -> dict[str, np.ndarray]:
         """The processors' inputs for the models, and the token ids (CPU; in the loader's workers)."""
         import soundfile as sf
         from PIL import Image
@@ -144,38 +136,3 @@ class PaperFeaturizer:
             out["audio"] = self.audio_model(mels).last_hidden_state.mean(1).float().cpu().numpy()
         return out
 
-
-#: Featurizers by name; the name is part of the cache key, and each reads the datasets of its ``builder``.
-FEATURIZERS: dict[str, Callable[..., object]] = {
-    "embedded": EmbeddedFeaturizer,
-    "paper": PaperFeaturizer,
-    AV_ENCODER: AudioVisualFeaturizer,
-}
-
-
-def featurize(data_dir, encoder: str, split: str, out=None, featurizer=None, **loader) -> Path:
-    """The cache file of (data_dir, encoder, split), computing it only if absent; ``loader``: workers, seed, progress."""
-    return cached_split(data_dir, encoder, split, lambda: featurizer or _featurizer(data_dir, encoder), out, **loader)
-
-
-def _featurizer(data_dir, encoder: str):
-    """A new featurizer by name, once the dataset is known to be of the kind it reads."""
-    if encoder not in FEATURIZERS:
-        raise SystemExit(f"unknown encoder {encoder!r}; known: {', '.join(sorted(FEATURIZERS))}")
-    built, reads = load_manifest(data_dir)["builder"], FEATURIZERS[encoder].builder
-    if built != reads:
-        fitting = sorted(name for name, f in FEATURIZERS.items() if f.builder == built)
-        raise SystemExit(f"encoder {encoder!r} reads {reads} datasets, and {data_dir} is a {built} dataset; "
-                         f"its encoders: {', '.join(fitting) or 'none'}")
-    return FEATURIZERS[encoder]()
-
-
-def load_features(data_dir, encoder: str, split: str, out=None) -> tuple[dict[str, np.ndarray], dict]:
-    """The cached arrays of a split (featurizing it first if needed) and the featurizer's info."""
-    return read_cache(featurize(data_dir, encoder, split, out))
-
-
-def featurize_all(data_dir, encoder: str, out=None, featurizer=None, **loader) -> list[Path]:
-    """Every split of the dataset; one featurizer (one model load), made only if a split is missing, serves them all."""
-    make = functools.cache(lambda: featurizer or _featurizer(data_dir, encoder))
-    return [cached_split(data_dir, encoder, s, make, out, **loader) for s in sorted(load_manifest(data_dir)["splits"])]

@@ -21,11 +21,17 @@ import numpy as np
 import torch
 
 from polymodal.baselines.layouts import EMBEDDED
-from polymodal.benchmarks.tasks.symile_m3.featurizers import MODALITIES, PAPER_TEXT_LEN, load_features
+from polymodal.benchmarks.featurize import load_features
 from polymodal.benchmarks.protocols.gap import embed, gap_evaluation
 from polymodal.benchmarks.protocols.retrieval import topk
-from polymodal.benchmarks.tasks.base import L2_MODELS_KEEP_CLIP_SCALE, Evaluation, Task, TrainConfig
-from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, SymileM3Builder
+from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
+from polymodal.benchmarks.tasks.symile_m3.featurizers import (
+    MODALITIES,
+    PAPER_TEXT_LEN,
+    EmbeddedFeaturizer,
+    PaperFeaturizer,
+)
+from polymodal.builders.symile_m3 import LANGUAGE_SETS, SymileM3Builder
 
 #: The featurizer a dataset's image source calls for; any other source gets the paper's encoders.
 FEATURES_BY_IMAGES = {"digits": "embedded"}
@@ -81,11 +87,13 @@ class SymileM3Task(Task):
     version = "1.0"
     builder = "symile-m3"
     primary_metric = "acc1"
+    featurizers = {"embedded": EmbeddedFeaturizer, "paper": PaperFeaturizer}
+    plot = {"x": "w", "symbol": "$w$"}  # against the number of languages, as the paper's Figure 4
     # Symile leaves the text-only saddle (audio ignored, acc1 ~ 1/w) only after ~30 epochs at this lr on the
     # digits variant; fewer epochs or a smaller lr stop there.
     train_defaults = TrainConfig(epochs=60, batch_size=256, lr=1e-2, weight_decay=0.01)
-    model_defaults = {"encoders": "m3-embedded", "d_model": 64, "logit_scale_init": 0.0}
-    model_overrides = L2_MODELS_KEEP_CLIP_SCALE
+    model_defaults = {"encoders": "m3-embedded", "d_model": 64}
+    layernorm_encoders = True
 
     def inputs(self, manifest: dict) -> dict[str, int]:
         return dict(INPUTS[feature_encoder(manifest)])
@@ -98,6 +106,15 @@ class SymileM3Task(Task):
 
     def load_split(self, data_dir, split: str) -> dict[str, torch.Tensor]:
         return model_inputs(self.split_arrays(data_dir, split))
+
+    def tiny_manifest(self) -> dict:
+        return {"config": {"images": "digits"}}
+
+    def tiny_batch(self, n: int) -> dict[str, torch.Tensor]:
+        inputs = self.inputs(self.tiny_manifest())
+        present = lambda width: torch.cat([torch.randn(n, width - 1), torch.zeros(n, 1)], 1)  # features, flag 0
+        return {"image": present(inputs["image"]), "audio": present(inputs["audio"]),
+                "text": torch.randint(1, 257, (n, inputs["text"]))}
 
     def dataset_params(self, manifest: dict) -> dict:
         config = manifest["config"]
@@ -128,12 +145,10 @@ class SymileM3Task(Task):
         sets = argparse.ArgumentParser(add_help=False)
         sets.add_argument("--languages", default="5", help="language sets by size (2, 5, 10) or name, comma-separated")
         known, rest = sets.parse_known_args(extra_args)
-        parser = argparse.ArgumentParser(prog="polymodal bench --task symile-m3", description="Symile-M3 dataset options")
-        SymileM3Builder.add_arguments(parser)
         configs = {}
         for part in known.languages.split(","):
             name = SETS_BY_SIZE.get(part.strip(), part.strip())
             if name not in LANGUAGE_SETS:
                 raise SystemExit(f"--languages: {part!r} is none of {sorted(SETS_BY_SIZE)} or {sorted(LANGUAGE_SETS)}")
-            configs[name] = SymileM3Builder.configs_from_args(parser.parse_args([*rest, "--languages", name]))[""]
+            configs[name] = SymileM3Builder.configs_from_argv([*rest, "--languages", name], self.bench_prog)[""]
         return configs

@@ -1,4 +1,5 @@
-"""Features of a VGG-sound+ dataset in the audio-visual layout, computed once per (dataset, split) and cached.
+"""The featurizer of VGG-sound+ datasets (benchmarks.featurize): the audio-visual layout, computed once per
+(dataset, split) and cached.
 
     CACHE/<dataset_id>/av-embedded/<split>.safetensors   (benchmarks.feature_cache: atomic, shard by shard)
         image (N, 3*32*32) float32   the frame, centre-cropped square, resized, channel-major, in [-1, 1]
@@ -7,7 +8,7 @@
         cls   (N,) int64             the VGGSound class index
         clip_hash (N,) int64         from sha256("<ytid>_<start:06d>"): a split of the clips that does not
                                      depend on their order (the task draws its validation clips by it)
-        metadata info: the layout, checked on every read
+        metadata info: the layout, checked on every read by the task
 
 The preprocessing is deterministic and has no weights: models learn their
 encoders from these rows (polymodal.baselines.encoders.av).
@@ -18,22 +19,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-from pathlib import Path
 
 import numpy as np
 
 from polymodal.baselines.layouts import AUDIO_VISUAL, AudioVisualLayout
-from polymodal.benchmarks.feature_cache import Row, cached_split, read_cache
-from polymodal.benchmarks.preprocess import SAMPLE_RATE, byte_ids, log_mel
-from polymodal.builders.vggsound_plus.clips import CLIP_SECONDS
+from polymodal.benchmarks.feature_cache import RawSample
+from polymodal.benchmarks.featurize import Featurizer
+from polymodal.benchmarks.preprocess import byte_ids, log_mel
+from polymodal.builders.schema import CLIP_SECONDS, SAMPLE_RATE
 
 ENCODER = "av-embedded"  # the cache's folder name; a change of layout must change it, or the read check fails
 SILENCE = 1e-6  # floor of the mel power before the log
 
 
-class AudioVisualFeaturizer:
-    builder = "vggsound-plus"  # the datasets it reads
-
+class AudioVisualFeaturizer(Featurizer):
     def __init__(self, layout: AudioVisualLayout = AUDIO_VISUAL):
         self.layout = layout
         self.info = dataclasses.asdict(layout)
@@ -56,7 +55,7 @@ class AudioVisualFeaturizer:
     def text(self, text: str) -> np.ndarray:
         return byte_ids(text, self.layout.text_len, self.layout.pad)
 
-    def prepare(self, rows: list[Row]) -> dict[str, np.ndarray]:
+    def prepare(self, rows: list[RawSample]) -> dict[str, np.ndarray]:
         return {
             "image": np.stack([self.image(jpeg) for jpeg, *_ in rows]),
             "audio": np.stack([self.audio(flac) for _, flac, *_ in rows]),
@@ -70,17 +69,3 @@ def clip_hash(meta: dict) -> int:
     name = f"{meta['ytid']}_{meta['start']:06d}"
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:7], "little")  # 56 bits: fits int64
 
-
-def featurize(data_dir, split: str, out=None, featurizer: AudioVisualFeaturizer | None = None, **loader) -> Path:
-    """The cache file of (data_dir, split), computing it only if absent; ``loader``: workers, seed, progress."""
-    return cached_split(data_dir, ENCODER, split, lambda: featurizer or AudioVisualFeaturizer(), out, **loader)
-
-
-def load_features(data_dir, split: str, out=None, layout: AudioVisualLayout = AUDIO_VISUAL) -> dict[str, np.ndarray]:
-    """The cached arrays of a split, featurizing it first if needed."""
-    path = featurize(data_dir, split, out, AudioVisualFeaturizer(layout))
-    arrays, info = read_cache(path)
-    if info != dataclasses.asdict(layout):
-        raise SystemExit(f"{path} holds features of layout {info}, not {dataclasses.asdict(layout)}; "
-                         "delete it to recompute")
-    return arrays

@@ -33,7 +33,6 @@ lower test index first (polymodal.benchmarks.protocols.retrieval). Primary: zero
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import re
 from collections.abc import Callable
@@ -45,12 +44,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from polymodal.baselines.layouts import AUDIO_VISUAL
-from polymodal.benchmarks.tasks.vggsound_plus.featurizer import AudioVisualFeaturizer, load_features
+from polymodal.benchmarks.featurize import load_features
 from polymodal.benchmarks.protocols.gap import embed, gap_evaluation
 from polymodal.benchmarks.protocols.retrieval import recall_at, target_ranks
-from polymodal.benchmarks.tasks.base import L2_MODELS_KEEP_CLIP_SCALE, Evaluation, Task, TrainConfig
-from polymodal.builders.vggsound_plus.index import class_index
-from polymodal.builders.vggsound_plus.builder import VggSoundPlusBuilder
+from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
+from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER, AudioVisualFeaturizer
+from polymodal.builders.vggsound_plus import class_index
 
 MODALITIES = ("image", "audio", "text")
 VAL_FRACTION = 0.1
@@ -133,14 +132,10 @@ class VggSoundPlusTask(Task):
     version = "1.0"
     builder = "vggsound-plus"
     primary_metric = "zeroshot/image_audio/acc1"
+    featurizers = {ENCODER: AudioVisualFeaturizer}
     train_defaults = TrainConfig(epochs=20, batch_size=256, lr=1e-3, weight_decay=0.01)
-    # The av-embedded heads end in LayerNorm, not an L2 norm, so the logit scale starts at 1, as on Symile-M3.
-    model_defaults = {"encoders": "av-embedded", "d_model": 64, "logit_scale_init": 0.0}
-    model_overrides = {
-        **L2_MODELS_KEEP_CLIP_SCALE,
-        # The paper's backbone families (CLIP ViT, AST, RoBERTa), at the one size that reads this layout.
-        "synergy-clip": {**L2_MODELS_KEEP_CLIP_SCALE["synergy-clip"], "encoders": "hf-synergy", "encoder_options": {"size": "tiny"}},
-    }
+    model_defaults = {"encoders": "av-embedded", "d_model": 64}
+    layernorm_encoders = True  # the av-embedded heads end in LayerNorm, not an L2 norm
 
     def inputs(self, manifest: dict) -> dict[str, int]:
         return AUDIO_VISUAL.inputs()
@@ -149,7 +144,7 @@ class VggSoundPlusTask(Task):
         if split not in SPLITS:
             raise KeyError(f"{self.name} has splits {sorted(SPLITS)}, not {split!r}")
         built, validation = SPLITS[split]
-        arrays = load_features(data_dir, built)
+        arrays, _ = load_features(data_dir, ENCODER, built, featurizer=AudioVisualFeaturizer())
         if validation is None:
             return arrays
         if len(arrays["cls"]) < 2:
@@ -160,6 +155,14 @@ class VggSoundPlusTask(Task):
     def load_split(self, data_dir, split: str) -> dict[str, Tensor]:
         arrays = self.split_arrays(data_dir, split)
         return {m: torch.from_numpy(arrays[m]) for m in MODALITIES}
+
+    def tiny_manifest(self) -> dict:
+        return {}
+
+    def tiny_batch(self, n: int) -> dict[str, Tensor]:
+        inputs = self.inputs(self.tiny_manifest())
+        return {"image": torch.rand(n, inputs["image"]) * 2 - 1, "audio": torch.randn(n, inputs["audio"]),
+                "text": torch.randint(1, 257, (n, inputs["text"]))}
 
     def dataset_params(self, manifest: dict) -> dict:
         config = manifest["config"]
@@ -189,10 +192,7 @@ class VggSoundPlusTask(Task):
         return Evaluation(metrics, {"chance": 1.0 / len(classes)})
 
     def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
-        parser = argparse.ArgumentParser(prog="polymodal bench --task vggsound-plus",
-                                         description="VGG-sound+ dataset options")
-        VggSoundPlusBuilder.add_arguments(parser)
-        (config,) = VggSoundPlusBuilder.configs_from_args(parser.parse_args(extra_args)).values()
+        (config,) = super().bench_configs(extra_args).values()
         if not {"train", "test"} <= set(config.splits):
             raise SystemExit(f"{self.name} trains on train and scores on test: build both splits, not {config.splits}")
         return {re.sub(r"[^A-Za-z0-9_.=-]+", "_", Path(config.index).stem): config}  # one folder per index
