@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from polymodal.registry import Registry
+
 from .config import ModelConfig, build
 from .encoders import build_encoders
 from .interface import ContrastiveModel, card_of, ordered_queries
@@ -91,14 +93,13 @@ class HfSentenceEncoder:
 
 
 #: Semantic encoders by kind; ``semantic="kind"`` or ``"kind:argument"``, e.g. ``"hf:BAAI/bge-small-en"``.
-SEMANTIC = {"bytes-ngram": BytesNgram, "hf": HfSentenceEncoder}
+SEMANTIC = Registry("semantic encoder", {"bytes-ngram": BytesNgram, "hf": HfSentenceEncoder}, takes_arg={"hf"},
+                    forms="bytes-ngram or hf:MODEL_NAME")
 
 
 def semantic_encoder(spec: str):
-    kind, _, argument = spec.partition(":")
-    if kind not in SEMANTIC or (kind == "hf") != bool(argument):
-        raise ValueError(f"unknown semantic encoder {spec!r}: expected 'bytes-ngram' or 'hf:MODEL_NAME'")
-    return SEMANTIC[kind](argument) if argument else SEMANTIC[kind]()
+    encoder, argument = SEMANTIC.spec(spec)
+    return encoder(argument) if argument else encoder()
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from polymodal.registry import Registry
+
 #: CLIP's initial log logit scale, log(1/0.07): the start for embeddings on the unit sphere.
 CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)
 
@@ -79,8 +81,8 @@ class ScheduledLogitScale(nn.Module):
 
 
 #: Temperatures by name; each builds as ``TEMPERATURES[name](logit_scale_init, **temperature_options)``.
-TEMPERATURES: dict[str, Callable[..., nn.Module]] = {
+TEMPERATURES: Registry[Callable[..., nn.Module]] = Registry("temperature", {
     "learned": LogitScale,
     "fixed": lambda init, **options: LogitScale(init, learnable=False, **options),
     "schedule": ScheduledLogitScale,
-}
+})

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from polymodal.registry import Registry, parse_spec
+
 from .alignclip import AlignClip
 from .interface import INTERFACE, ContrastiveModel
 from .objectives import OBJECTIVES
@@ -21,12 +23,12 @@ __all__ = ["MODELS", "ReferenceModel", "model_class", "resolve_model"]
 
 
 #: Reference models by name; each builds as ``MODELS[name](inputs, **config)``.
-MODELS: dict[str, Callable[..., ContrastiveModel]] = {
+MODELS: Registry[Callable[..., ContrastiveModel]] = Registry("model", {
     **{name: functools.partial(ReferenceModel, objective=name) for name in OBJECTIVES},
     "alignclip": AlignClip,
     "synergy-clip": SynergyClip,
     "trml": Trml,
-}
+})
 
 
 def resolve_model(spec: str) -> Callable[..., ContrastiveModel]:
@@ -34,7 +36,7 @@ def resolve_model(spec: str) -> Callable[..., ContrastiveModel]:
     ``"package.module:ClassName"`` for a user model importable from ``sys.path``."""
     if spec in MODELS:
         return MODELS[spec]
-    module_name, _, class_name = spec.partition(":")
+    module_name, class_name = parse_spec(spec)
     if not module_name or not class_name:
         raise ValueError(f"unknown model {spec!r}: expected one of {sorted(MODELS)} or 'package.module:ClassName'")
     try:

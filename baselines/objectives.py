@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from polymodal.registry import Registry
+
 from .losses import SYMILE_NEGATIVES, clip_loss, symile_loss
 from .scoring import clip_scores, mip_scores
 
@@ -77,4 +79,4 @@ def swap_modalities(embeddings: Sequence[Tensor], p: float, generator: torch.Gen
 
 
 #: Objectives by name; the name is also the reference model's name.
-OBJECTIVES: dict[str, type] = {"clip": ClipObjective, "symile": SymileObjective}
+OBJECTIVES: Registry[type] = Registry("objective", {"clip": ClipObjective, "symile": SymileObjective})

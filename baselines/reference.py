@@ -42,8 +42,7 @@ class ReferenceModel(ContrastiveModel):
 
         def __post_init__(self, learn_logit_scale: bool | None) -> None:
             super().__post_init__()
-            if self.objective not in OBJECTIVES:
-                raise ValueError(f"unknown objective {self.objective!r}; known: {sorted(OBJECTIVES)}")
+            OBJECTIVES[self.objective]  # an unknown one fails here, naming the known ones
             object.__setattr__(self, "temperature", _temperature(self.temperature, learn_logit_scale))
             if not 0.0 <= self.swap_p <= 1.0:
                 raise ValueError(f"swap_p must be a probability, got {self.swap_p}")
@@ -88,8 +87,7 @@ class ReferenceModel(ContrastiveModel):
 
 def _temperature(temperature: str, learn_logit_scale: bool | None) -> str:
     """The temperature named by either spelling; older configs say ``learn_logit_scale``."""
-    if temperature not in TEMPERATURES:
-        raise ValueError(f"unknown temperature {temperature!r}; known: {sorted(TEMPERATURES)}")
+    TEMPERATURES[temperature]  # an unknown one fails here, naming the known ones
     if learn_logit_scale is None:
         return temperature
     implied = "learned" if learn_logit_scale else "fixed"

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from polymodal.registry import Registry
+
 from .interface import card_of
 from .losses import infonce
 from .reference import ReferenceModel
@@ -26,10 +28,10 @@ class Fusion:
 
 #: Generator inputs by name. The mean is defined for any subset of the sources; the
 #: concatenation needs every one, in modality order.
-FUSIONS: dict[str, Fusion] = {
+FUSIONS: Registry[Fusion] = Registry("fusion", {
     "mean": Fusion(lambda parts: torch.stack(parts).mean(0), lambda n, d: d, partial=True),
     "concat": Fusion(lambda parts: torch.cat(parts, dim=-1), lambda n, d: n * d, partial=False),
-}
+})
 
 
 class Generator(nn.Module):

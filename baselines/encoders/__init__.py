@@ -5,6 +5,8 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from polymodal.registry import Registry
+
 from .av import AV_ENCODERS
 from .hf import hf_synergy_encoders
 from .m3 import M3_ENCODERS
@@ -23,8 +25,8 @@ def linear_l2_encoders(inputs: dict[str, int], d_model: int) -> nn.ModuleDict:
 
 
 #: Encoder families by name; each builds as ``family(inputs, d_model, **encoder_options)``.
-ENCODERS: dict[str, Callable[..., nn.ModuleDict]] = {"linear_l2": linear_l2_encoders, **M3_ENCODERS, **AV_ENCODERS,
-                                                 "hf-synergy": hf_synergy_encoders}
+ENCODERS: Registry[Callable[..., nn.ModuleDict]] = Registry("encoders", {"linear_l2": linear_l2_encoders, **M3_ENCODERS, **AV_ENCODERS,
+                                                 "hf-synergy": hf_synergy_encoders})
 
 
 def build_encoders(family: str, inputs: dict[str, int], d_model: int, options: dict | None = None,
@@ -35,8 +37,6 @@ def build_encoders(family: str, inputs: dict[str, int], d_model: int, options: d
     that ``projects`` from it to ``d_model`` can use those, so any other model is refused here
     rather than failing at its first matrix product.
     """
-    if family not in ENCODERS:
-        raise ValueError(f"unknown encoders {family!r}; known: {sorted(ENCODERS)}")
     encoders = ENCODERS[family](inputs, d_model, **(options or {}))
     widths = {m: getattr(e, "out_features", d_model) for m, e in encoders.items()}
     if not projects and set(widths.values()) != {d_model}:

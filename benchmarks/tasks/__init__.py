@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import importlib
 
-TASKS: dict[str, str] = {
+from polymodal.registry import Registry, parse_spec
+
+TASKS: Registry[str] = Registry("task", {
     "symile-m3": "polymodal.benchmarks.tasks.symile_m3.task:SymileM3Task",
     "vggsound-plus": "polymodal.benchmarks.tasks.vggsound_plus.task:VggSoundPlusTask",
     "xor": "polymodal.benchmarks.tasks.xor:XorTask",
-}
+}, error=SystemExit)
 
 
 def load_task(name: str):
     """An instance of the task registered as `name`."""
-    if name not in TASKS:
-        raise SystemExit(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    module, _, cls = TASKS[name].partition(":")
+    module, cls = parse_spec(TASKS[name])
     return getattr(importlib.import_module(module), cls)()

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 from polymodal.builders.core.base import ShardSpec
 from polymodal.builders.core.shard import run_shard
+from polymodal.registry import Registry
 
 Engine = Callable[[type, dict, list[ShardSpec], str, int], Iterable[dict]]
 
@@ -65,4 +66,4 @@ def dask_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir
             raise SystemExit(str(err)) from None
 
 
-ENGINES: dict[str, Engine] = {"local": local_engine, "dask": dask_engine}
+ENGINES: Registry[Engine] = Registry("engine", {"local": local_engine, "dask": dask_engine})
