@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from polymodal.benchmarks.data import load_manifest
+from polymodal.benchmarks.data import load_manifest, plain_key
 from polymodal.builders import schema
 
 if TYPE_CHECKING:
@@ -55,11 +55,12 @@ def cache_root(out: str | Path | None = None) -> Path:
 
 
 def cache_path(data_dir, encoder: str, split: str, out=None) -> Path:
-    return cache_root(out) / load_manifest(data_dir)["dataset_id"] / encoder / f"{split}.safetensors"
+    # Keyed by what was built, not only by what defines it: a rebuild with other tool versions gets its own.
+    return cache_root(out) / load_manifest(data_dir)["content_digest"] / encoder / f"{split}.safetensors"
 
 
 def _raw_samples(samples: Iterable[dict]) -> Iterable[RawSample]:
-    for s in samples:
+    for s in map(plain_key, samples):
         yield s[schema.IMAGE], s[schema.AUDIO], s[schema.TEXT].decode(), json.loads(s[schema.META])
 
 
@@ -147,7 +148,8 @@ def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[
     if distributed:
         dist.barrier()  # every rank's pieces are written
     if not distributed or dist.get_rank() == 0:
-        meta = {"encoder": encoder, "dataset_id": manifest["dataset_id"], "info": featurizer.info}
+        meta = {"encoder": encoder, "dataset_id": manifest["dataset_id"], "content_digest": manifest["content_digest"],
+                "info": featurizer.info}
         _save(_join(shards, parts, data_dir, split), path, {META: json.dumps(meta, sort_keys=True)})
         shutil.rmtree(parts)
     if distributed:

@@ -28,6 +28,11 @@ def add_commands(subparsers) -> None:
         p.add_argument("--engine", choices=sorted(ENGINES), default="local", help="what runs the shards (default %(default)s)")
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         p.add_argument(
+            "--min-success", type=_fraction, default=0.0, metavar="F",
+            help="fail (exit 1) when fewer than this fraction of the input rows become samples (default 0: only a "
+            "build with no sample at all fails)",
+        )
+        p.add_argument(
             "--retry-failed", action="store_true",
             help="also rebuild finished shards that have failed rows; rows that succeeded are kept, not made again",
         )
@@ -45,7 +50,7 @@ def add_commands(subparsers) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from polymodal.builders.core.runner import build
+    from polymodal.builders.core.runner import build, summary
 
     configs = args.builder_cls.configs_from_args(args)
     for sub, config in configs.items():
@@ -53,8 +58,22 @@ def _build(args: argparse.Namespace) -> int:
         manifest = build(args.builder_cls(config), out, workers=args.workers, engine=args.engine,
                          progress=not args.no_progress, retry_failed=args.retry_failed)
         counts = ", ".join(f"{k} {v['samples']}" for k, v in sorted(manifest["splits"].items()))
-        print(f"{out}: dataset {manifest['dataset_id']} ({counts})")
+        print(f"{out}: dataset {manifest['dataset_id']} ({counts}); {summary(manifest)}")
+        rows = sum(s["rows"] for s in manifest["splits"].values())
+        samples = sum(s["samples"] for s in manifest["splits"].values())
+        if samples == 0 or samples < args.min_success * rows:
+            print(f"{out}: {samples:,} of {rows:,} rows became samples, below "
+                  f"{'--min-success ' + format(args.min_success, 'g') if samples else 'one'}; the row tables say why",
+                  file=sys.stderr)
+            return 1
     return 0
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -71,7 +90,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m builders", description="Build and verify polymodal datasets.")
+    parser = argparse.ArgumentParser(prog="python -m polymodal.builders", description="Build and verify polymodal datasets.")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)

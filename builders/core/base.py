@@ -24,6 +24,8 @@ from polymodal.builders.core.options import (
     add_options,
     command_line,
     configs_from_args,
+    identity,
+    local_values,
 )
 
 
@@ -144,9 +146,13 @@ class Builder:
 
     # -- derived ------------------------------------------------------------
     def config_dict(self) -> dict:
-        """The config fields that decide the content: hashed into the dataset id, recorded in the manifest."""
-        runtime = {f.name for f in dataclasses.fields(self.config) if f.metadata.get("runtime")}
-        return {k: v for k, v in dataclasses.asdict(self.config).items() if k not in runtime}
+        """What defines the content, never a local path: the config fields as their declarations key them (a
+        file by its sha256, a folder source by its kind). Hashed into the dataset id, recorded in the manifest."""
+        return identity(self.config)
+
+    def local_config(self) -> dict:
+        """The config values that name this machine's files and folders: the manifest's `local` section."""
+        return local_values(self.config)
 
     def run_config(self) -> dict:
         """Every config field, runtime ones included: what a shard worker rebuilds the builder from."""

@@ -26,6 +26,7 @@ def render_card(builder: Builder, manifest: dict) -> str:
     template = resources.files("polymodal.data_cards").joinpath(builder.card).read_text(encoding="utf-8")
     values = {
         "dataset_id": manifest["dataset_id"],
+        "content_digest": manifest["content_digest"],
         "builder": manifest["builder"],
         "builder_version": manifest["builder_version"],
         "polymodal_version": manifest["polymodal_version"],

@@ -8,6 +8,7 @@ workers must see `out_dir` (and any source folders) at the same paths.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Callable, Iterable
 
 from polymodal.builders.core.base import ShardSpec
@@ -25,10 +26,24 @@ def local_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_di
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(run_shard, builder_cls, config, spec, out_dir) for spec in specs]
         for future in as_completed(futures):
             yield future.result()
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker process get SIGKILL when its parent dies (Linux), even by `kill -9`: else a killed
+    build leaves its workers running for good."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: nothing to ask the kernel for
+    if os.getppid() != parent:  # the parent died before the request: no signal will come
+        os._exit(1)
 
 
 class ShardFailed(Exception):
@@ -40,6 +55,10 @@ def _dask_task(builder_cls: type, config: dict, spec: ShardSpec, out_dir: str) -
         return run_shard(builder_cls, config, spec, out_dir)
     except SystemExit as err:  # a worker that raises SystemExit dies, and Dask only reports KilledWorker
         raise ShardFailed(str(err)) from None
+
+
+def _die_with_nanny() -> None:
+    die_with_parent(os.getppid())
 
 
 def dask_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir: str, workers: int) -> Iterable[dict]:
@@ -57,6 +76,9 @@ def dask_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir
                 LocalCluster(n_workers=max(1, workers), threads_per_worker=1, dashboard_address=None)
             )
             client = stack.enter_context(Client(cluster))
+            # The nannies and their workers die with this process, as the local pool's workers do.
+            client.run(die_with_parent, os.getpid(), nanny=True)
+            client.run(_die_with_nanny)
         # pure=False: a shard's task must run, never be taken from a result cached under the same arguments.
         futures = [client.submit(_dask_task, builder_cls, config, spec, out_dir, pure=False) for spec in specs]
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import tarfile
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 from polymodal import __version__
 from polymodal.builders.core.base import Builder
 from polymodal.builders.core.tarshards import sha256_file, write_atomic
+from polymodal.builders.schema import split_member
 
 MANIFEST = "manifest.json"
 
@@ -44,7 +47,15 @@ def make_manifest(builder: Builder, stats: list[dict]) -> dict:
         "shards": [
             {k: s[k] for k in ("path", "split", "samples", "sha256", "bytes")} for s in stats
         ],
+        "content_digest": content_digest(stats),
+        "local": builder.local_config(),  # this machine's paths: neither the id nor the card uses them
     }
+
+
+def content_digest(shards: list[dict]) -> str:
+    """What was built: a hash over every shard's path and sha256, in manifest order."""
+    lines = "".join(f"{s['path']} {s['sha256']}\n" for s in shards)
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
 def write_manifest(out_dir: Path, manifest: dict) -> None:
@@ -55,7 +66,9 @@ def load_manifest(data_dir: str | Path) -> dict:
     path = Path(data_dir) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{data_dir} holds no {MANIFEST}: is it a finished polymodal build?")
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    manifest.setdefault("content_digest", content_digest(manifest["shards"]))  # manifests written before it
+    return manifest
 
 
 @dataclass
@@ -69,25 +82,38 @@ class Problem:
 
 
 def _scan_tar(path: Path, fields: set[str]) -> tuple[int, str | None]:
-    """Count samples and name the first field-set mismatch, reading the tar itself."""
+    """Count samples and name the first bad member (not a plain `key.field`, a repeated one) or field-set
+    mismatch, reading the tar itself."""
     members: dict[str, set[str]] = {}
-    with tarfile.open(path, "r") as tar:
-        for member in tar:
-            key, _, suffix = member.name.rpartition("/")[2].partition(".")
-            members.setdefault(key, set()).add(suffix)
+    try:
+        with tarfile.open(path, "r") as tar:
+            for member in tar:
+                key, field = split_member(member.name)
+                if key is None or not member.isfile():
+                    return len(members), f"member {member.name!r} is not a plain file named key.field"
+                if field in members.setdefault(key, set()):
+                    return len(members), f"sample {key} holds {field} twice"
+                members[key].add(field)
+    except tarfile.TarError as err:
+        return len(members), f"unreadable tar ({err})"
     for key, got in members.items():
         if got != fields:
             return len(members), f"sample {key} has fields {sorted(got)}, expected {sorted(fields)}"
     return len(members), None
 
 
-def verify(data_dir: str | Path) -> list[Problem]:
-    """Re-hash every shard against the manifest; check counts, field sets and strays."""
+def verify(data_dir: str | Path, known: dict | None = None) -> list[Problem]:
+    """Re-hash every shard against the manifest; check counts, member names, field sets and strays.
+
+    `known` maps a shard's path to the (size, mtime_ns, sha256) of its last good check: a shard that still has
+    that size and mtime is not hashed again. It is updated with every shard that passes.
+    """
     data_dir = Path(data_dir)
     manifest = load_manifest(data_dir)
     fields = set(manifest["fields"])
     problems = []
     listed = set()
+    known = {} if known is None else known
     for shard in manifest["shards"]:
         rel = shard["path"]
         listed.add(rel)
@@ -95,9 +121,13 @@ def verify(data_dir: str | Path) -> list[Problem]:
         if not path.is_file():
             problems.append(Problem(rel, "missing", "listed in the manifest but not on disk"))
             continue
-        size = path.stat().st_size
-        if size < shard["bytes"]:
-            problems.append(Problem(rel, "truncated", f"{size} bytes, expected {shard['bytes']}"))
+        stat = path.stat()
+        seen = [stat.st_size, stat.st_mtime_ns, shard["sha256"]]
+        if known.get(rel) == seen:
+            continue
+        if stat.st_size != shard["bytes"]:
+            kind = "truncated" if stat.st_size < shard["bytes"] else "altered"
+            problems.append(Problem(rel, kind, f"{stat.st_size} bytes, the manifest says {shard['bytes']}"))
             continue
         if sha256_file(path) != shard["sha256"]:
             problems.append(Problem(rel, "altered", "sha256 differs from the manifest"))
@@ -107,8 +137,46 @@ def verify(data_dir: str | Path) -> list[Problem]:
             problems.append(Problem(rel, "count", f"{count} samples, manifest says {shard['samples']}"))
         if mismatch:
             problems.append(Problem(rel, "fields", mismatch))
+        if count == shard["samples"] and not mismatch:
+            known[rel] = seen
     for path in sorted(data_dir.rglob("*.tar")):
         rel = path.relative_to(data_dir).as_posix()
         if rel not in listed:
             problems.append(Problem(rel, "extra", "a shard that the manifest does not list"))
+    digest = content_digest(manifest["shards"])
+    if manifest.get("content_digest", digest) != digest:
+        problems.append(Problem(MANIFEST, "altered", "its content digest does not match its shards' sha256"))
     return problems
+
+
+class DatasetError(SystemExit):
+    """A dataset that does not match its manifest; the message names each bad shard."""
+
+
+def check_dataset(data_dir: str | Path) -> dict:
+    """The manifest of `data_dir` once every shard matches it, else DatasetError naming each problem.
+
+    What passed is remembered per shard (size, mtime, sha256) in the user's cache, so checking a dataset
+    that has not changed costs a stat per shard.
+    """
+    memo = _memo_path(data_dir)
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    problems = verify(data_dir, known)
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise DatasetError(f"{data_dir} does not match its manifest ({len(problems)} problem(s)); rebuild it with "
+                           f"the command in its README.md, or pass --no-verify to use it anyway:\n{lines}")
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(memo, json.dumps(known, sort_keys=True).encode())
+    except OSError:
+        pass  # a read-only cache only costs the next run a re-hash
+    return load_manifest(data_dir)
+
+
+def _memo_path(data_dir: str | Path) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polymodal" / "verified"
+    return root / f"{hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:24]}.json"

@@ -12,12 +12,82 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import hashlib
+import os
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+from polymodal.registry import parse_spec
 
 IDENTITY = "What defines the data (enters the dataset id)"
 RUNTIME_GROUP = "How the build runs (may change between a build and its resume)"
+
+
+class Identity:
+    """How an option's value enters the dataset id. By default the value itself; a local path never does."""
+
+    def key(self, value: Any) -> Any:
+        return value
+
+    def portable(self, value: Any) -> Any:
+        """The value as the card shows it: what another machine would type."""
+        return value
+
+    def local(self, value: Any) -> bool:
+        """Whether the value names something on this machine (it then goes to the manifest's `local`)."""
+        return False
+
+
+class FileContent(Identity):
+    """A file's path: its sha256 enters the id, and the card shows the file's name only."""
+
+    def key(self, value: str) -> Any:
+        return {"sha256": _file_sha256(value)} if value else ""
+
+    def portable(self, value: str) -> str:
+        return Path(value).name
+
+    def local(self, value: str) -> bool:
+        return bool(value)
+
+
+@dataclass(frozen=True)
+class SpecKind(Identity):
+    """A `kind:arg` spec whose argument is local (a folder, a mirror): its kind enters the id. Kinds in `files`
+    name a file whose content defines the data (a translations table): their sha256 enters too."""
+
+    files: tuple[str, ...] = ()
+
+    def key(self, value: str) -> Any:
+        kind, arg = parse_spec(value)
+        if not arg:
+            return kind
+        return {"kind": kind, "sha256": _file_sha256(arg)} if kind in self.files else kind
+
+    def portable(self, value: str) -> str:
+        kind, arg = parse_spec(value)
+        return f"{kind}:{Path(arg).name if kind in self.files else kind.upper().replace('-', '_')}" if arg else kind
+
+    def local(self, value: str) -> bool:
+        return bool(parse_spec(value).arg)
+
+
+def _file_sha256(path: str) -> str:
+    try:
+        stat = os.stat(path)
+    except OSError as err:
+        raise SystemExit(f"cannot read {path}: {err.strerror}") from None
+    return _sha256_of(os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime too, so an index edited in place is hashed again."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -33,6 +103,7 @@ class Option:
     sweep: bool = False  # `parse` gives a list; one dataset per value, in OUT/<field>=<value>
     shorthands: tuple[tuple[str, str, str], ...] = ()  # (flag, metavar, template): `--flag X` sets template.format(X)
     preset: str | None = None  # the name of a Preset that may set this field
+    identity: Identity = Identity()  # how the value enters the dataset id
 
 
 @dataclass(frozen=True)
@@ -156,13 +227,31 @@ def _show(opt: Option, value: Any) -> str:
     return str(value)
 
 
-def command_line(config, prog: str) -> str:
-    """The command that rebuilds `config`'s data: every option that defines the data, with its value."""
+def identity(config) -> dict[str, Any]:
+    """What defines the data: every non-runtime field, each as its Identity keys it. Hashed into the id."""
+    return {f.name: _identity(f).key(getattr(config, f.name)) for f in dataclasses.fields(config)
+            if not f.metadata.get("runtime")}
+
+
+def local_values(config) -> dict[str, Any]:
+    """The fields that name things on this machine (paths), as given: for the manifest's `local` section."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if not f.metadata.get("runtime") and _identity(f).local(getattr(config, f.name))}
+
+
+def _identity(f: dataclasses.Field) -> Identity:
+    return f.metadata["option"].identity if "option" in f.metadata else Identity()
+
+
+def command_line(config, prog: str, portable: bool = True) -> str:
+    """The command that rebuilds `config`'s data: every option that defines the data, with its value; local paths
+    as the names another machine would substitute (the file's name, `dir:DIR`) unless `portable` is False."""
     words: list[str] = []
     for f, opt in _options(type(config)):
         value = getattr(config, f.name)
         if opt.runtime or (opt.many and not value) or value == "":
             continue
+        shown = opt.identity.portable(value) if portable else value
         words.append(flag(f.name))
-        words.extend([_show(opt, v) for v in value] if opt.many else [_show(opt, value)])
+        words.extend([_show(opt, v) for v in shown] if opt.many else [_show(opt, shown)])
     return f"{prog} --out DIR " + shlex.join(words)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import shutil
 from pathlib import Path
 
 from tqdm import tqdm
@@ -15,6 +19,7 @@ from polymodal.builders.core.shard import has_failures, is_done
 from polymodal.builders.core.tarshards import write_atomic
 
 BUILD_LOCK = ".polymodal-build.json"  # which dataset a folder is being built into
+LOCK = ".polymodal.lock"  # held while a process writes the folder
 
 
 def _claim(out_dir: Path, builder: Builder) -> None:
@@ -32,17 +37,55 @@ def _claim(out_dir: Path, builder: Builder) -> None:
     write_atomic(lock, (json.dumps(ident, indent=2, sort_keys=True) + "\n").encode())
 
 
+class FolderBusy(SystemExit):
+    """Another process holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str):
+    """Hold `folder`'s exclusive lock (fcntl.flock) for the block; a second holder gets a one-line error
+    naming the first one's PID. The kernel drops the lock when the holder dies, even by kill -9."""
+    path = folder / LOCK
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderBusy(f"{folder} is in use by {what} (pid {holder}); wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:  # emptied, not removed (a waiting process may hold the inode): finished folders stay identical
+            handle.truncate(0)
+
+
 def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str = "local", progress: bool = True,
           retry_failed: bool = False) -> dict:
     """Build (or finish building) `builder`'s dataset into `out_dir`; return the manifest.
 
-    `retry_failed` also rebuilds finished shards that have failed rows.
+    `retry_failed` also rebuilds finished shards that have failed rows. A build
+    that fails in a folder it created removes the folder.
     """
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(out, "a build"):
+            return _build(builder, out, workers, engine, progress, retry_failed)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _build(builder: Builder, out: Path, workers: int, engine: str, progress: bool, retry_failed: bool) -> dict:
     builder.check_environment()
     _claim(out, builder)
-    for stale in out.rglob("*.tmp"):  # left by a killed run; never trusted
+    for stale in out.rglob("*.tmp"):  # left by a killed run: the lock says no other build is writing here
         stale.unlink()
     specs = builder.plan()
     pending = [s for s in specs if not is_done(out, builder, s) or (retry_failed and has_failures(out, builder, s))]
@@ -59,3 +102,11 @@ def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str =
     write_manifest(out, manifest)
     write_atomic(out / "README.md", render_card(builder, manifest).encode())
     return manifest
+
+
+def summary(manifest: dict) -> str:
+    """One line: rows that became samples, and the failed ones by kind."""
+    rows = sum(s["rows"] for s in manifest["splits"].values())
+    ok = sum(s["samples"] for s in manifest["splits"].values())
+    failed = ", ".join(f"{kind} {n:,}" for kind, n in sorted(manifest["errors"].items(), key=lambda kv: -kv[1]))
+    return f"{ok:,} of {rows:,} rows ok" + (f"; failed: {failed}" if failed else "")

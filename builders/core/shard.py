@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from polymodal.builders.core.base import Builder, ShardSpec
-from polymodal.builders.core.tarshards import TarSamples, write_atomic, write_tar
+from polymodal.builders.core.tarshards import TarSamples, sha256_file, write_atomic, write_tar
 
 
 def run_shard(builder_cls: type[Builder], config: dict, spec: ShardSpec, out_dir: str) -> dict:
@@ -79,8 +79,21 @@ def _write_row_table(path: Path, rows: list) -> None:
 
 
 def is_done(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:
+    """Whether the shard's stats file exists and its tar still is what the stats say (size and sha256):
+    a shard truncated or altered since is built again."""
     stem = spec.stem(builder.prefix)
-    return (out_dir / f"{stem}.stats.json").is_file() and (out_dir / f"{stem}.tar").is_file()
+    stats_path, tar = out_dir / f"{stem}.stats.json", out_dir / f"{stem}.tar"
+    if not (stats_path.is_file() and tar.is_file()):
+        return False
+    try:
+        stats = json.loads(stats_path.read_text())
+        done = tar.stat().st_size == stats["bytes"] and sha256_file(tar) == stats["sha256"]
+    except (ValueError, KeyError):
+        done = False
+    if not done:  # neither is trusted any more: the shard is made from scratch
+        stats_path.unlink()
+        tar.unlink()
+    return done
 
 
 def has_failures(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
-from polymodal.builders.core.options import Preset, option
+from polymodal.builders.core.options import Preset, SpecKind, option
 from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT
 from polymodal.builders.symile_m3.card import card_fields
 from polymodal.builders.symile_m3.names import SEPARATOR
@@ -59,13 +59,14 @@ class M3Config:
         + ") or a comma-separated list", parse=lambda text: language_list(text), show=",".join, metavar="SET|LIST")
     images: str = option(
         "digits", "digits (scikit-learn, bundled), imagenet:PATH (ILSVRC train layout, one folder per synset) or "
-        "imagefolder:PATH (one folder per class, names in PATH/classes.json)")
+        "imagefolder:PATH (one folder per class, names in PATH/classes.json)", identity=SpecKind())
     audio: str = option(
-        "espeak", "espeak (offline speech, needs espeak-ng) or commonvoice:PATH (a Common Voice release, needs ffmpeg)")
+        "espeak", "espeak (offline speech, needs espeak-ng) or commonvoice:PATH (a Common Voice release, needs ffmpeg)",
+        identity=SpecKind())
     names: str = option(
         "", "class-name table: digits (number words), babel (bundled Babel-ImageNet) or translations:FILE (the "
         "paper's translations.json form {class: {synset_id, cls_id, <lang>: name}}); default: the image source's own",
-        shorthands=(("--translations", "FILE", "translations:{}"),))
+        shorthands=(("--translations", "FILE", "translations:{}"),), identity=SpecKind(files=("translations",)))
     train: int = option(10_000, "training samples (overrides --size)", preset="size")
     val: int = option(1_000, "validation samples (overrides --size)", preset="size")
     test: int = option(2_000, "test samples (overrides --size)", preset="size")

@@ -14,7 +14,7 @@ SOURCE_NOTES = {
     "url": "the mirror `{arg}` (whole videos), through the yt-dlp Python API, with only the 10 s window downloaded "
     "where the server allows.",
     "clip-url": "the mirror `{arg}` (clips already cut), through the yt-dlp Python API.",
-    "dir": "the local folder `{arg}` of clips already cut.",
+    "dir": "a local folder of clips already cut.",
 }
 CAPTIONER_NOTES = {
     "template": "label templates in Synergy-CLIP's style (\"a photo and sound of {{}}\"): each clip draws one of "

@@ -4,11 +4,12 @@ config dataclass, so the command a card prints rebuilds exactly the config that 
 import argparse
 import dataclasses
 import shlex
+from pathlib import Path
 
 import pytest
 
 from polymodal.builders import BUILDERS
-from polymodal.builders.core.options import flag
+from polymodal.builders.core.options import command_line, flag
 
 # A config per builder with every identity option away from its default, and a runtime one set.
 UNUSUAL = {
@@ -33,16 +34,25 @@ def test_every_builder_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_the_cards_command_rebuilds_the_same_config(name):
+def test_the_command_rebuilds_the_same_config_and_the_cards_names_no_local_path(name, tmp_path):
     cls = BUILDERS[name]
-    config = cls.Config(**UNUSUAL[name])
-    words = shlex.split(cls(config).command())
+    values = dict(UNUSUAL[name])
+    for field in ("index", "names"):  # the files these name must exist: their content enters the id
+        if field in values:
+            kind, _, path = values[field].rpartition(":")
+            local = tmp_path / Path(path).name
+            local.write_text("ytid,0,dog barking,test\n")
+            values[field] = f"{kind}:{local}" if kind else str(local)
+    config = cls.Config(**values)
+    words = shlex.split(command_line(config, f"polymodal build {name}", portable=False))
     assert words[:5] == ["polymodal", "build", name, "--out", "DIR"]
     (rebuilt,) = parse(name, words[5:]).values()
     identity = {f.name for f in dataclasses.fields(config) if not f.metadata.get("runtime")}
     assert {k: getattr(rebuilt, k) for k in identity} == {k: getattr(config, k) for k in identity}
     assert cls(rebuilt).dataset_id() == cls(config).dataset_id()
-    assert "proxy" not in cls(config).command()  # how a build ran is not part of what it built
+    card = cls(config).command()
+    assert "proxy" not in card  # how a build ran is not part of what it built
+    assert str(tmp_path) not in card and "/data/ilsvrc" not in card and "/clips x" not in card and "/cv" not in card
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
