@@ -57,13 +57,10 @@ def _dask_task(builder_cls: type, config: dict, spec: ShardSpec, out_dir: str) -
         raise ShardFailed(str(err)) from None
 
 
-def _die_with_nanny() -> None:
-    die_with_parent(os.getppid())
-
-
 def dask_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir: str, workers: int) -> Iterable[dict]:
     """Shards as Dask tasks: on the scheduler that Dask's own config names (DASK_SCHEDULER_ADDRESS), else on a
-    local cluster of `workers` single-threaded processes that lives as long as the build."""
+    local cluster of `workers` single-threaded processes that lives as long as the build (its workers end
+    when this process dies: their nannies live in it)."""
     import dask  # imported on use: a plain install has no dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -76,9 +73,6 @@ def dask_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir
                 LocalCluster(n_workers=max(1, workers), threads_per_worker=1, dashboard_address=None)
             )
             client = stack.enter_context(Client(cluster))
-            # The nannies and their workers die with this process, as the local pool's workers do.
-            client.run(die_with_parent, os.getpid(), nanny=True)
-            client.run(_die_with_nanny)
         # pure=False: a shard's task must run, never be taken from a result cached under the same arguments.
         futures = [client.submit(_dask_task, builder_cls, config, spec, out_dir, pure=False) for spec in specs]
         try:

@@ -72,10 +72,11 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def test_kill_9_of_a_build_leaves_no_worker_behind(tmp_path):
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_kill_9_of_a_build_leaves_no_worker_behind(tmp_path, engine):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "polymodal", "build", "xor", "--out", str(out), "--workers", "2", "--train",
-           "400000", "--shard-size", "20000", "--no-progress"]
+    cmd = [sys.executable, "-m", "polymodal", "build", "xor", "--out", str(out), "--workers", "2", "--engine", engine,
+           "--train", "2000000", "--shard-size", "20000", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     try:
         deadline = time.monotonic() + 120
