@@ -177,7 +177,9 @@ def _config(*options):
     return config
 
 
-def test_command_line_makes_the_config_and_fetch_options_do_not_change_the_dataset():
+def test_command_line_makes_the_config_and_fetch_options_do_not_change_the_dataset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "i.csv").write_text("abcdefghijk,30,dog barking,test\n")  # the index's content enters the id
     c = _config("--index", "i.csv", "--splits", "test", "--classes", "dog barking", "playing piano",
                 "--limit", "5", "--source", "url:http://m/{ytid}.mp4", "--frame-size", "0", "--captioner", "hf:m")
     assert (c.splits, c.classes, c.limit, c.source, c.frame_size, c.captioner) == (
