@@ -30,7 +30,7 @@ from typing import Iterator, Mapping
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key
 from polymodal.builders.core.media import SourceError
-from polymodal.builders.core.options import option
+from polymodal.builders.core.options import FileContent, SpecKind, option
 from polymodal.builders.schema import (
     AUDIO,
     CLIP_SECONDS,
@@ -44,7 +44,7 @@ from polymodal.builders.vggsound_plus.captioners import Clip, open_captioner
 from polymodal.builders.vggsound_plus.card import card_fields
 from polymodal.builders.vggsound_plus.clips import Extracted, extract
 from polymodal.builders.vggsound_plus.failures import ClipFailure
-from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
+from polymodal.builders.vggsound_plus.fetch import ClipFolder, FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import SPLITS, IndexRow, class_index, select
 from polymodal.registry import parse_spec
 
@@ -53,7 +53,7 @@ from polymodal.registry import parse_spec
 class VggConfig:
     index: str = option(
         "", "the VGGSound index: rows `ytid,start,label,split`, or `<ytid>_<start:06d>.mp4,<label>` (no header)",
-        required=True, metavar="CSV")
+        required=True, metavar="CSV", identity=FileContent())
     index_split: str = option(
         "test", "split of the `<ytid>_<start>.mp4,<label>` rows, which name none", choices=SPLITS)
     splits: tuple[str, ...] = option(SPLITS, "splits to build", many=True, choices=SPLITS)
@@ -64,7 +64,7 @@ class VggConfig:
         "youtube", "where the clips come from: youtube; url:TEMPLATE, a mirror of whole videos fetched with yt-dlp "
         "({ytid}, {start} and {end} are filled in, e.g. 'https://mirror/{ytid}.mp4'); clip-url:TEMPLATE, a mirror "
         "that serves the 10 s clips themselves; dir:PATH, a folder of cut clips <ytid>_<start:06d>.mp4",
-        shorthands=(("--media-dir", "DIR", "dir:{}"),))
+        shorthands=(("--media-dir", "DIR", "dir:{}"),), identity=SpecKind())
     format: str = option("b", "yt-dlp format: one file with video and audio (b: the best such)")
     frame_size: int = option(256, "shorter side of the frame in pixels, 0 for the source's")
     captioner: str = option(
@@ -228,9 +228,17 @@ class VggSoundPlusBuilder(Builder):
         return {**tools, **self.captioner.tool_versions()}
 
     def manifest_info(self) -> dict:
-        with open(self.config.index, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        return {"index_sha256": digest}  # the config names the index file; this pins what it held
+        """For a folder of clips, a digest of the clips the index names (name, size, sha256): what this build
+        read. Information, not identity: the same rows fetched from YouTube differ anyway."""
+        if not isinstance(self.source, ClipFolder):
+            return {}
+        lines = []
+        for row in sorted({row.clip_name for rows in self.rows().values() for row in rows if row.ok}):
+            path = self.source.folder / f"{row}.mp4"
+            if path.is_file():
+                with open(path, "rb") as f:
+                    lines.append(f"{path.name} {path.stat().st_size} {hashlib.file_digest(f, 'sha256').hexdigest()}\n")
+        return {"clips": {"count": len(lines), "sha256": hashlib.sha256("".join(lines).encode()).hexdigest()}}
 
     def card_fields(self, manifest: dict) -> dict[str, str]:
         return card_fields(self.config, manifest)
