@@ -30,3 +30,24 @@ def split_member(name: str) -> tuple[str | None, str | None]:
     (a path such as `../x.jpg`, an empty key): readers refuse those."""
     match = _MEMBER.fullmatch(name)
     return (match[1], match[2]) if match else (None, None)
+
+
+def media_features(meta: dict):
+    """The `datasets.Features` of a media dataset's shards, given its `json` member's columns as type names
+    (`"string"`, `"int64"`, ...; a one-item list for a list, a dict for a record), for
+    `datasets.load_dataset("webdataset", data_files=..., features=...)`.
+
+    The audio stays FLAC bytes (decode with soundfile): datasets >= 4 needs torchcodec for its Audio type.
+    """
+    from datasets import Features, Image, Value
+
+    def column(kind):
+        if isinstance(kind, dict):
+            return {name: column(inner) for name, inner in kind.items()}
+        return [column(kind[0])] if isinstance(kind, list) else Value(kind)
+
+    return Features({
+        "__key__": Value("string"), "__url__": Value("string"),
+        AUDIO: Value("binary"), LABEL: Value("int64"), IMAGE: Image(), TEXT: Value("string"),
+        META: column(meta),
+    })

@@ -30,8 +30,8 @@ def _claim(out_dir: Path, builder: Builder) -> None:
         held = json.loads(lock.read_text())
         if held["dataset_id"] != ident["dataset_id"]:
             raise SystemExit(
-                f"{out_dir} already holds dataset {held['dataset_id']} ({held['builder']}, config {held['config']}); "
-                f"this config gives {ident['dataset_id']}. Use another --out, or delete the folder."
+                f"{out_dir} already holds {held['builder']} dataset {held['dataset_id']}; this config gives "
+                f"{ident['dataset_id']}. Use another --out, or delete the folder."
             )
         return
     write_atomic(lock, (json.dumps(ident, indent=2, sort_keys=True) + "\n").encode())

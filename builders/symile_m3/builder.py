@@ -15,16 +15,16 @@ table; --audio commonvoice:PATH reads a Common Voice release.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Iterator
 
 import numpy as np
 
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
 from polymodal.builders.core.options import Preset, SpecKind, option
-from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT
+from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT, media_features
 from polymodal.builders.symile_m3.card import card_fields
 from polymodal.builders.symile_m3.names import SEPARATOR
 from polymodal.builders.symile_m3.sources import (
@@ -209,21 +209,11 @@ class SymileM3Builder(Builder):
 
 
 def hf_features():
-    """The columns for `datasets.load_dataset("webdataset", data_files=..., features=hf_features())`.
-
-    The audio stays FLAC bytes (decode with soundfile): datasets >= 4 needs torchcodec for its Audio type.
-    """
-    from datasets import Features, Image, Value
-
-    text, integer, flag = Value("string"), Value("int64"), Value("bool")
-    return Features({
-        "__key__": text, "__url__": text,
-        AUDIO: Value("binary"), LABEL: integer, IMAGE: Image(), TEXT: text,
-        META: {
-            "audio": text, "class_id": integer, "class_key": text, "image": text, "language": text, "target": text,
-            "missing": {m: flag for m in MODALITIES},
-            "words": [{"class_id": integer, "language": text, "word": text}],
-        },
+    """The columns for `datasets.load_dataset("webdataset", data_files=..., features=hf_features())`."""
+    return media_features({
+        "audio": "string", "class_id": "int64", "class_key": "string", "image": "string", "language": "string",
+        "target": "string", "missing": {m: "bool" for m in MODALITIES},
+        "words": [{"class_id": "int64", "language": "string", "word": "string"}],
     })
 
 

@@ -51,7 +51,7 @@ def test_the_same_data_through_other_paths_has_one_id_and_an_edited_index_anothe
 
     moved.write_text(moved.read_text().replace("dog barking", "playing piano"))  # edited in place
     assert vgg(moved, folder).dataset_id() != first["dataset_id"]
-    with pytest.raises(SystemExit, match="already holds dataset"):
+    with pytest.raises(SystemExit, match="already holds .*dataset"):
         build(vgg(moved, folder), tmp_path / "b", progress=False)  # never mixed with the old build's shards
 
 
