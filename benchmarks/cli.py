@@ -8,17 +8,23 @@ live in benchmarks.bench.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
+from polymodal.argtypes import Parser, folder, integer, json_file, json_object, number, out_folder
+
 CARD_FIELDS = {"name", "revision", "license", "training_data"}  # what a submitter's card may set
+# The card fields eval fills in from the model, stand-ins here: a --card is checked before training, on its own.
+FILLED_BY_EVAL = {"name": "-", "source": "-", "parameters": 0, "modalities": ["-"]}
 
 
 def add_commands(subparsers) -> None:
     from polymodal.benchmarks.feature_cache import CACHE_ENV, DEFAULT_CACHE
     from polymodal.benchmarks.tasks import TASKS
+    from polymodal.builders.core.manifest import MANIFEST
+
+    dataset = folder(MANIFEST, "a dataset built by `polymodal build`")
 
     tasks = sorted(TASKS)
 
@@ -27,7 +33,7 @@ def add_commands(subparsers) -> None:
         description="Train MODEL on the train split of DATA, keep the epoch with the lowest validation loss, "
         "and write the run folder OUT (run.json, model.safetensors, train_log.jsonl). Score it with `polymodal eval OUT`.",
     )
-    _add_run_arguments(train, tasks)
+    _add_run_arguments(train, tasks, dataset)
     train.set_defaults(func=_train)
 
     evaluate = subparsers.add_parser(
@@ -35,7 +41,7 @@ def add_commands(subparsers) -> None:
         description="Score RUN with its task's protocol and write RUN/result.json (or --out), a result file "
         "that `polymodal leaderboard build` accepts.",
     )
-    evaluate.add_argument("run", type=Path, help="run folder written by `polymodal train`")
+    evaluate.add_argument("run", type=folder(), help="run folder written by `polymodal train`")
     evaluate.add_argument("--out", type=Path, help="where to write the result (default RUN/result.json)")
     evaluate.set_defaults(func=_eval)
 
@@ -45,9 +51,9 @@ def add_commands(subparsers) -> None:
         "the interface), and write a result file for the leaderboard. --card names a JSON file with your model's "
         f"card: any of {', '.join(sorted(CARD_FIELDS))}.",
     )
-    _add_run_arguments(submit, tasks)
-    submit.add_argument("--card", type=Path, required=True, help="JSON model card (name, revision, license, training_data)")
-    submit.add_argument("--results", type=Path, help="also copy the result file into this folder")
+    _add_run_arguments(submit, tasks, dataset)
+    submit.add_argument("--card", type=_card, required=True, help="JSON model card (name, revision, license, training_data)")
+    submit.add_argument("--results", type=out_folder, help="also copy the result file into this folder")
     submit.set_defaults(func=_submit)
 
     bench = subparsers.add_parser(
@@ -58,8 +64,8 @@ def add_commands(subparsers) -> None:
         "(e.g. --p-hat 0,0.5,1 for xor; --languages 2,5 for symile-m3).",
     )
     bench.add_argument("--task", choices=tasks, required=True, help="task to run")
-    bench.add_argument("--models", default="clip,symile", help="comma-separated model names or module:Class specs (default %(default)s)")
-    bench.add_argument("--out", type=Path, required=True, help="benchmark folder")
+    bench.add_argument("--models", type=_models, default="clip,symile", help="comma-separated model names or module:Class specs (default %(default)s)")
+    bench.add_argument("--out", type=out_folder, required=True, help="benchmark folder")
     _add_common(bench)
     bench.set_defaults(func=_bench, accepts_extra=True)
 
@@ -72,13 +78,13 @@ def add_commands(subparsers) -> None:
         "every rank and split between ranks, then between each rank's loader workers; on several nodes CACHE "
         "must be a shared folder.",
     )
-    featurize.add_argument("--data", type=Path, required=True, help="dataset folder built by `polymodal build`")
+    featurize.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`")
     featurize.add_argument("--encoder", required=True, help="a featurizer that DATA's task declares: for symile-m3, "
                            "embedded (digits variant, CPU) or paper (CLIP, Whisper, XLM-R); for vggsound-plus, av-embedded")
-    featurize.add_argument("--out", type=Path, help="feature cache folder")
-    featurize.add_argument("--workers", type=int, default=2, help="loader processes per rank that decode and "
+    featurize.add_argument("--out", type=out_folder, help="feature cache folder")
+    featurize.add_argument("--workers", type=integer(low=0), default=2, help="loader processes per rank that decode and "
                            "preprocess shards (default %(default)s; 0: in the main process)")
-    featurize.add_argument("--seed", type=int, default=0, help="seed of the shard shuffle; the cache is the same for any seed")
+    featurize.add_argument("--seed", type=integer(low=0), default=0, help="seed of the shard shuffle; the cache is the same for any seed")
     featurize.add_argument("--no-progress", action="store_true", help="hide progress bars")
     featurize.set_defaults(func=_featurize)
 
@@ -87,32 +93,103 @@ def add_commands(subparsers) -> None:
         description="Build XOR (d=5) for p_hat in {0, 0.5, 1}, train pairwise CLIP and Symile on each, score them, "
         "build the leaderboard and the report, and print the table. Runs offline on a CPU in a few minutes.",
     )
-    quick.add_argument("--out", type=Path, default=Path("quickstart"), help="output folder (default %(default)s)")
+    quick.add_argument("--out", type=out_folder, default=Path("quickstart"), help="output folder (default %(default)s)")
     _add_common(quick)
     quick.set_defaults(func=_quickstart)
 
 
 def _add_common(parser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="dataset build workers (default %(default)s)")
+    parser.add_argument("--seed", type=integer(low=0), default=0, help="training seed (default %(default)s)")
+    parser.add_argument("--workers", type=integer(low=1), default=2, help="dataset build workers (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _add_run_arguments(parser, tasks) -> None:
+def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--task", choices=tasks, required=True, help="task whose protocol to follow")
-    parser.add_argument("--model", required=True, help="a registered model (clip, symile) or module:Class")
-    parser.add_argument("--data", type=Path, required=True, help="dataset folder built by `polymodal build`")
-    parser.add_argument("--out", type=Path, required=True, help="run folder to write")
-    parser.add_argument("--model-config", type=json.loads, default={}, help='model settings as JSON, e.g. \'{"d_model": 32}\'')
-    parser.add_argument("--epochs", type=int, help="override the task's default")
-    parser.add_argument("--batch-size", type=int, help="override the task's default")
-    parser.add_argument("--lr", type=float, help="override the task's default")
-    parser.add_argument("--weight-decay", type=float, help="override the task's default")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s)")
+    parser.add_argument("--model", type=_model, required=True, help="a registered model (clip, symile) or module:Class")
+    parser.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`")
+    parser.add_argument("--out", type=out_folder, required=True, help="run folder to write")
+    parser.add_argument("--model-config", type=json_object, default={}, help='model settings as JSON, e.g. \'{"d_model": 32}\'')
+    parser.add_argument("--epochs", type=integer(low=1), help="override the task's default")
+    parser.add_argument("--batch-size", type=integer(low=1), help="override the task's default")
+    parser.add_argument("--lr", type=number(above=0), help="override the task's default")
+    parser.add_argument("--weight-decay", type=number(low=0), help="override the task's default")
+    parser.add_argument("--seed", type=integer(low=0), default=0, help="training seed (default %(default)s)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the encoders")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
     parser.add_argument("--resume", action="store_true", help="continue this run from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _model(text: str) -> str:
+    """--model: a registered model, or a `module:Class` that imports and meets the interface (checked now)."""
+    from polymodal.baselines.models import resolve_model
+
+    try:
+        resolve_model(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _models(text: str) -> list[str]:
+    models = [_model(m.strip()) for m in text.split(",") if m.strip()]
+    if not models:
+        raise argparse.ArgumentTypeError("name at least one model, e.g. clip,symile")
+    return models
+
+
+def _card(text: str) -> dict:
+    """--card: a JSON object of CARD_FIELDS, of the types a result's model card holds."""
+    from pydantic import ValidationError
+
+    from polymodal.leaderboard.model_card import ModelCard
+
+    card = json_file(text)
+    unknown = sorted(set(card) - CARD_FIELDS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{text}: a card may set only {', '.join(sorted(CARD_FIELDS))}; "
+                                         f"unknown: {', '.join(unknown)}")
+    try:
+        ModelCard(**{**FILLED_BY_EVAL, **card})
+    except ValidationError as err:
+        raise argparse.ArgumentTypeError(f"{text}: " + "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in err.errors())) from None
+    return card
+
+
+def _check_splits(task, sizes: dict[str, int], where: str) -> None:
+    """Refuse a dataset with no sample in a split the task trains or scores on."""
+    empty = [split for split in task.splits if not sizes.get(split)]
+    if empty:
+        raise SystemExit(f"{where}: task {task.name} reads splits {', '.join(task.splits)}; "
+                         f"{' and '.join(empty)} {'has' if len(empty) == 1 else 'have'} no sample")
+
+
+def _check_run(args) -> None:
+    """What `train` and `submit` would find only after loading data: a dataset of the task's builder with every
+    split it reads, and a model that --model-config builds. One line each, before any folder is written."""
+    from polymodal.benchmarks.runs import _model as build_model
+    from polymodal.benchmarks.tasks import load_task
+    from polymodal.builders.core.manifest import load_manifest  # the plain read: train checks the shards
+
+    task = load_task(args.task)
+    manifest = load_manifest(args.data)
+    if manifest["builder"] != task.builder:
+        raise SystemExit(f"--data: task {task.name} needs a {task.builder!r} dataset; {args.data} holds {manifest['builder']!r}")
+    _check_splits(task, {split: s["samples"] for split, s in manifest["splits"].items()}, str(args.data))
+    try:
+        build_model(task, args.model, manifest, args.model_config)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"--model-config: {err}") from None
+
+
+def _check_bench(task, dataset_args: list[str]) -> None:
+    """What `bench` would find only after building or training: its dataset options (parsed as `polymodal build`
+    parses them) and a sample in every split the task reads, for each dataset. --models was checked when parsed."""
+    from polymodal.builders import BUILDERS
+
+    for name, config in task.bench_configs(dataset_args).items():
+        _check_splits(task, BUILDERS[task.builder](config).split_sizes(), f"{task.bench_prog} [{name}]")
 
 
 def _train_config(task_name: str, args):
@@ -128,6 +205,7 @@ def _train_config(task_name: str, args):
 def _train(args) -> int:
     from polymodal.benchmarks.runs import train_run
 
+    _check_run(args)
     _join_torchrun()
     record = train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
                        model_config=args.model_config, progress=not args.no_progress, resume=args.resume)
@@ -161,12 +239,9 @@ def _submit(args) -> int:
     from polymodal.benchmarks.bench import folder_name, print_metrics
     from polymodal.benchmarks.runs import RESULT, evaluate_run, train_run
 
-    card = json.loads(args.card.read_text())
-    unknown = set(card) - CARD_FIELDS
-    if not isinstance(card, dict) or unknown:
-        raise SystemExit(f"{args.card}: a card may set only {sorted(CARD_FIELDS)}; unknown: {sorted(unknown)}")
+    _check_run(args)
     train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
-              model_config=args.model_config, card=card, progress=not args.no_progress, resume=args.resume)
+              model_config=args.model_config, card=args.card, progress=not args.no_progress, resume=args.resume)
     result = evaluate_run(args.out)
     print_metrics(result)
     if args.results:
@@ -179,9 +254,10 @@ def _submit(args) -> int:
 
 def _bench(args) -> int:
     from polymodal.benchmarks.bench import bench
+    from polymodal.benchmarks.tasks import load_task
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bench(args.task, models, args.out, args.extra, seed=args.seed, workers=args.workers, progress=not args.no_progress)
+    _check_bench(load_task(args.task), args.extra)
+    bench(args.task, args.models, args.out, args.extra, seed=args.seed, workers=args.workers, progress=not args.no_progress)
     return 0
 
 
@@ -206,7 +282,7 @@ def _quickstart(args) -> int:
 def main(argv=None) -> int:
     from polymodal.cli import dispatch
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Train, score and rank polymodal models.")
+    parser = Parser(prog="python -m benchmarks", description="Train, score and rank polymodal models.")
     add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return dispatch(parser, argv)
 

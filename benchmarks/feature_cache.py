@@ -162,7 +162,8 @@ def _featurize_shards(shards: list[dict], split: str, parts: Path, featurizer, *
     """Write the pieces of this rank's shards that are not written yet."""
     import torch
     import webdataset as wds
-    from tqdm import tqdm
+
+    from polymodal.progress import progress_bar
 
     parts.mkdir(parents=True, exist_ok=True)
     todo = {s["url"]: s for s in node_shards(shards, seed) if not _piece(parts, s).is_file()}
@@ -173,7 +174,7 @@ def _featurize_shards(shards: list[dict], split: str, parts: Path, featurizer, *
     loader = torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers, collate_fn=_as_is)
     pending: dict[str, list[dict]] = {}
     shown = progress and int(os.environ.get("RANK", 0)) == 0  # one bar, rank 0's, under torchrun
-    with tqdm(total=len(todo), desc=f"featurize {split}", unit="shard", disable=not shown) as bar:
+    with progress_bar(total=len(todo), desc=f"featurize {split}", unit="shard", shown=shown) as bar:
         for item in loader:
             batches = pending.setdefault(item["url"], [])
             if "end" not in item:

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_model, save_model
-from tqdm import tqdm
 
 from polymodal.baselines.distributed import gather_with_grad
 from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.progress import progress_bar
 
 VAL_SEED_OFFSET = 1_000_003  # validation draws its own fixed negatives, so epochs compare fairly
 BEST, STATE, LOG = "best.safetensors", "trainer_state.pt", "train_log.jsonl"
@@ -150,8 +150,8 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
         state = _restore(run_dir, model, optimizer, generator)
     run_dir.mkdir(parents=True, exist_ok=True)
     n = len(next(iter(train.values())))
-    bar = tqdm(range(state["epoch"] + 1, config.epochs), desc="train", unit="epoch", disable=not (progress and place.main),
-               initial=state["epoch"] + 1, total=config.epochs)
+    bar = progress_bar(range(state["epoch"] + 1, config.epochs), desc="train", unit="epoch",
+                       shown=progress and place.main, initial=state["epoch"] + 1, total=config.epochs)
     for epoch in bar:
         began, seen = time.perf_counter(), 0
         total = torch.zeros((), dtype=torch.float64, device=place.device)  # summed on the device: no sync per step

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from polymodal.argtypes import Parser, folder, integer, number, out_folder
 
 
 def add_commands(subparsers) -> None:
     from polymodal.builders import BUILDERS
     from polymodal.builders.core.engines import ENGINES
+    from polymodal.builders.core.manifest import MANIFEST
 
     build = subparsers.add_parser(
         "build",
@@ -23,12 +25,12 @@ def add_commands(subparsers) -> None:
         p = datasets.add_parser(
             name, help=doc.strip().splitlines()[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
         )
-        p.add_argument("--out", required=True, type=Path, help="output folder")
-        p.add_argument("--workers", type=int, default=1, help="parallel shard workers (default %(default)s)")
+        p.add_argument("--out", required=True, type=out_folder, help="output folder")
+        p.add_argument("--workers", type=integer(low=1), default=1, help="parallel shard workers (default %(default)s)")
         p.add_argument("--engine", choices=sorted(ENGINES), default="local", help="what runs the shards (default %(default)s)")
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         p.add_argument(
-            "--min-success", type=_fraction, default=0.0, metavar="F",
+            "--min-success", type=number(0, 1), default=0.0, metavar="F",
             help="fail (exit 1) when fewer than this fraction of the input rows become samples (default 0: only a "
             "build with no sample at all fails)",
         )
@@ -45,7 +47,8 @@ def add_commands(subparsers) -> None:
         description="Re-hash every shard against manifest.json and check sample counts and field sets. "
         "Exits 1 and names each bad shard: missing, truncated, altered, extra, or with wrong counts or fields.",
     )
-    verify.add_argument("data", type=Path, help="dataset folder (holding manifest.json)")
+    verify.add_argument("data", type=folder(MANIFEST, "a dataset built by `polymodal build`"),
+                        help="dataset folder (holding manifest.json)")
     verify.set_defaults(func=_verify)
 
 
@@ -69,13 +72,6 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
-    return value
-
-
 def _verify(args: argparse.Namespace) -> int:
     from polymodal.builders.core.manifest import verify
 
@@ -90,7 +86,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m polymodal.builders", description="Build and verify polymodal datasets.")
+    parser = Parser(prog="python -m polymodal.builders", description="Build and verify polymodal datasets.")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
-from polymodal.builders.core.options import option
+from polymodal.builders.core.options import check_values, option
 from polymodal.builders.core.tarshards import npy_rows
 from polymodal.builders.schema import META, XOR_FIELDS
 
@@ -32,24 +32,19 @@ def bayes_accuracy(dim: int, p_hat: float) -> float:
 
 @dataclass(frozen=True)
 class XorConfig:
-    dim: int = option(5, "bits per modality, d")
+    dim: int = option(5, "bits per modality, d", low=1)
     p_hat: float = option(
         0.5, "probability that c = a XOR b; a list or sweep such as 0,0.1,...,1 builds one dataset per value into "
-        "OUT/p_hat=<value>", parse=lambda text: float_list(text), sweep=True, metavar="P[,P...]")
+        "OUT/p_hat=<value>", parse=lambda text: float_list(text), sweep=True, metavar="P[,P...]", high=1)
     train: int = option(10_000, "training samples")
     val: int = option(1_000, "validation samples")
     test: int = option(5_000, "samples per test draw")
-    test_draws: int = option(10, "independent test sets, split test_0..test_{k-1}; the paper scores 10")
+    test_draws: int = option(10, "independent test sets, split test_0..test_{k-1}; the paper scores 10", low=1)
     seed: int = option(0, "master seed")
-    shard_size: int = option(5_000, "samples per shard")
+    shard_size: int = option(5_000, "samples per shard", low=1)
 
     def __post_init__(self):
-        if not 0.0 <= self.p_hat <= 1.0:
-            raise ValueError(f"--p-hat must lie in [0, 1], got {self.p_hat:g}")
-        if self.dim < 1 or self.test_draws < 1 or self.shard_size < 1:
-            raise ValueError("--dim, --test-draws and --shard-size must be positive")
-        if min(self.train, self.val, self.test) < 0:
-            raise ValueError(f"--train, --val and --test must be >= 0, got {self.train}, {self.val}, {self.test}")
+        check_values(self)
 
 
 class XorBuilder(Builder):

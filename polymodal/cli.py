@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
-from polymodal import __version__
+from polymodal import __version__, progress
+from polymodal.argtypes import Parser
 
 # Packages that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = ("polymodal.builders.cli", "polymodal.benchmarks.cli", "polymodal.leaderboard.cli")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="polymodal",
         description="Datasets and benchmarks for contrastive learning over three or more modalities. "
         "Start with `polymodal quickstart`.",
     )
     parser.add_argument("--version", action="version", version=f"polymodal {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log what happens, such as retried downloads and why (-vv: debug detail too)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="show no progress bars")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_commands(subparsers)
@@ -37,11 +42,19 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    _configure_output(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted; re-running the same command resumes a build or a bench", file=sys.stderr)
         return 130
+
+
+def _configure_output(verbose: int, quiet: bool) -> None:
+    # Other libraries stay at WARNING: -v is about what polymodal does (its loggers are polymodal.*).
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("polymodal").setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    progress.QUIET = quiet
 
 
 def main(argv: list[str] | None = None) -> int:

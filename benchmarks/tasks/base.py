@@ -46,6 +46,8 @@ class Task:
     version: ClassVar[str]
     builder: ClassVar[str]  # the dataset builder whose shards this task reads
     primary_metric: ClassVar[str]
+    #: The built splits a run trains, selects or scores on: `train` and `bench` refuse a dataset with no sample in one.
+    splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     #: Encoder name -> featurizer of this task's datasets (`polymodal featurize --encoder`); none: they hold arrays.
     featurizers: ClassVar[dict[str, type[Featurizer]]] = {}
     #: How the leaderboard plots the primary metric, written into every result: against the dataset param

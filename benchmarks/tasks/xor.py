@@ -32,6 +32,7 @@ class XorTask(Task):
     version = "1.0"
     builder = "xor"
     primary_metric = "acc1"
+    splits = ("train", "val", "test_0")  # and the other draws, which --test-draws sets
     plot = {"x": "p_hat", "symbol": r"$\hat{p}$"}  # Symile's Figure 2
     # Matmuls this small run fastest on one thread; more only add OpenMP overhead.
     train_defaults = TrainConfig(epochs=20, batch_size=1000, lr=0.05, weight_decay=0.01, threads=1)

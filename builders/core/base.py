@@ -9,7 +9,6 @@ bytes come out the same.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -19,6 +18,7 @@ from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
+from polymodal.argtypes import Parser
 from polymodal.builders.core.options import (
     Preset,
     add_options,
@@ -104,7 +104,7 @@ class Builder:
     @classmethod
     def configs_from_argv(cls, argv: list[str], prog: str) -> dict[str, Any]:
         """Configs from a command line of this dataset's options alone (what `polymodal bench` passes on)."""
-        parser = argparse.ArgumentParser(prog=prog, description=f"{cls.name} dataset options")
+        parser = Parser(prog=prog, description=f"{cls.name} dataset options")
         cls.add_arguments(parser)
         return cls.configs_from_args(parser.parse_args(argv))
 

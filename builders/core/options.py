@@ -1,11 +1,12 @@
 """Builder options, declared once on the config dataclass.
 
-A config field declared with :func:`option` carries its help, its parser and
-whether it defines the data or only how a build runs. From that one
-declaration come the `polymodal build NAME` flags (:func:`add_options`), the
+A config field declared with :func:`option` carries its help, its parser, its
+bounds or choices, and whether it defines the data or only how a build runs.
+From that one declaration come the `polymodal build NAME` flags
+(:func:`add_options`, which refuse a value out of bounds as it is parsed), the
 configs they give (:func:`configs_from_args`, also what `polymodal bench`
-passes its dataset options through), and the card's reproduce-this command
-(:func:`command_line`).
+passes its dataset options through), the same check for configs made in code
+(:func:`check_values`), and the card's reproduce-this command (:func:`command_line`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from polymodal.argtypes import integer, number, out_of_bounds
 from polymodal.registry import parse_spec
 
 IDENTITY = "What defines the data (enters the dataset id)"
@@ -98,6 +100,10 @@ class Option:
     runtime: bool = False  # how a build runs, not what it holds: out of the id, free to change on resume
     many: bool = False  # a tuple field, given as several words (nargs="+")
     choices: tuple | None = None
+    # Bounds of a number, or of each number a list or sweep gives: builder numbers are counts, sizes, seconds,
+    # probabilities or seeds, so none may be negative unless its field says low=None.
+    low: float | None = 0
+    high: float | None = None
     metavar: str | None = None
     required: bool = False
     sweep: bool = False  # `parse` gives a list; one dataset per value, in OUT/<field>=<value>
@@ -131,25 +137,42 @@ def _options(config_cls) -> list[tuple[dataclasses.Field, Option]]:
 
 
 def _parse(f: dataclasses.Field, opt: Option) -> Callable[[str], Any]:
+    """The field's text -> value parser; a bad value raises argparse's error, which names the flag."""
     if opt.parse:
-        return opt.parse
+        return functools.partial(_checked, opt)
     kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}.get(str(f.type), str)
     if opt.many:  # tuple[str, ...]
         return str
-    return kind
+    return {int: integer(opt.low, opt.high), float: number(opt.low, opt.high)}.get(kind, kind)
 
 
-def _checked(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
-    """A parser whose ValueError becomes argparse's one-line usage error naming the flag."""
+def _checked(opt: Option, text: str) -> Any:
+    try:
+        value = opt.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    why = _out_of_bounds(opt, value)
+    if why:
+        raise argparse.ArgumentTypeError(why)
+    return value
 
-    def run(text: str):
-        try:
-            return parse(text)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(f"{err}") from None
 
-    run.__name__ = name  # argparse names the type in its message
-    return run
+def _out_of_bounds(opt: Option, value: Any) -> str | None:
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            why = out_of_bounds(v, opt.low, opt.high)
+            if why:
+                return why
+    return None
+
+
+def check_values(config) -> None:
+    """Raise ValueError naming the flag of the first field whose value breaks its declared bounds: the same
+    check as the flag's own, for configs made in code (tests, a manifest's config)."""
+    for f, opt in _options(type(config)):
+        why = _out_of_bounds(opt, getattr(config, f.name))
+        if why:
+            raise ValueError(f"{flag(f.name)} {why}")
 
 
 def add_options(parser: argparse.ArgumentParser, config_cls, presets: tuple[Preset, ...] = ()) -> None:
@@ -167,7 +190,7 @@ def add_options(parser: argparse.ArgumentParser, config_cls, presets: tuple[Pres
             kwargs["choices"] = opt.choices
         if opt.many:
             kwargs["nargs"] = "+"
-        kwargs["type"] = _checked(_parse(f, opt), f.name)
+        kwargs["type"] = _parse(f, opt)
         if opt.preset:
             kwargs["default"] = None  # unset: the preset's value, else the field's default
         elif opt.required:

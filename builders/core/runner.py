@@ -9,14 +9,13 @@ import os
 import shutil
 from pathlib import Path
 
-from tqdm import tqdm
-
 from polymodal.builders.core.base import Builder
 from polymodal.builders.core.cards import render_card
 from polymodal.builders.core.engines import ENGINES
 from polymodal.builders.core.manifest import make_manifest, read_stats, write_manifest
 from polymodal.builders.core.shard import has_failures, is_done
 from polymodal.builders.core.tarshards import write_atomic
+from polymodal.progress import progress_bar
 
 BUILD_LOCK = ".polymodal-build.json"  # which dataset a folder is being built into
 LOCK = ".polymodal.lock"  # held while a process writes the folder
@@ -92,7 +91,7 @@ def _build(builder: Builder, out: Path, workers: int, engine: str, progress: boo
     if pending:
         builder.prepare()
     total = sum(s.count for s in pending)
-    with tqdm(total=total, unit="row", desc=f"{builder.name} -> {out}", disable=not progress or total == 0) as bar:
+    with progress_bar(total=total, unit="row", desc=f"{builder.name} -> {out}", shown=progress and total > 0) as bar:
         for stats in ENGINES[engine](type(builder), builder.run_config(), pending, str(out), workers):
             bar.update(stats["rows"])
     manifest = make_manifest(builder, read_stats(out, builder))

@@ -23,7 +23,7 @@ import numpy as np
 
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
-from polymodal.builders.core.options import Preset, SpecKind, option
+from polymodal.builders.core.options import Preset, SpecKind, check_values, option
 from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT, media_features
 from polymodal.builders.symile_m3.card import card_fields
 from polymodal.builders.symile_m3.names import SEPARATOR
@@ -72,9 +72,9 @@ class M3Config:
     test: int = option(2_000, "test samples (overrides --size)", preset="size")
     missing_p: float = option(
         0.0, "probability that each modality of a train or val sample is missing, independently; the test set stays "
-        "complete")
+        "complete", high=1)
     seed: int = option(0, "master seed")
-    shard_size: int = option(1_000, "samples per shard")
+    shard_size: int = option(1_000, "samples per shard", low=1)
 
     def __post_init__(self):
         object.__setattr__(self, "languages", tuple(self.languages))  # a manifest round trip gives a list
@@ -82,10 +82,7 @@ class M3Config:
             object.__setattr__(self, "names", default_names(self.images))
         if len(self.languages) < 2 or len(set(self.languages)) != len(self.languages):
             raise ValueError(f"languages must be two or more distinct codes, got {self.languages}")
-        if not 0.0 <= self.missing_p <= 1.0:
-            raise ValueError(f"missing_p must lie in [0, 1], got {self.missing_p}")
-        if min(self.train, self.val, self.test) < 0 or self.shard_size < 1:
-            raise ValueError("split sizes must be >= 0 and shard_size >= 1")
+        check_values(self)
 
 
 @dataclass

@@ -61,14 +61,13 @@ DIGIT_WORDS = {
 def digit_words(language: str) -> list[str]:
     if language in DIGIT_WORDS:
         return list(DIGIT_WORDS[language])
-    from num2words import num2words
+    from num2words import CONVERTER_CLASSES, num2words
 
     try:
         words = [num2words(d, lang=language.replace("-", "_")) for d in range(10)]
     except NotImplementedError:
-        raise SourceError(
-            f"no number words for {language!r}: num2words lacks it and the built-in table has {sorted(DIGIT_WORDS)}"
-        ) from None
+        known = sorted({*DIGIT_WORDS, *(code.replace("_", "-") for code in CONVERTER_CLASSES)})
+        raise SourceError(f"no number words for language {language!r}; known: {', '.join(known)}") from None
     if language == "ja":
         from polymodal.builders.symile_m3.speech import kana
 

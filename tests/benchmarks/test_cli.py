@@ -27,7 +27,7 @@ def test_building_the_parser_does_not_import_torch():
 
 
 def test_unknown_options_are_refused_except_by_bench(run_cli):
-    proc = run_cli("polymodal", "verify", "somewhere", "--frobnicate", check=False)
+    proc = run_cli("polymodal", "quickstart", "--frobnicate", check=False)
     assert proc.returncode == 2 and "--frobnicate" in proc.stderr
 
 

@@ -148,8 +148,8 @@ def test_a_build_that_fails_in_a_new_folder_leaves_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--p-hat", "1.5"], "--p-hat must lie in [0, 1]"),
-    (["--train", "-5"], "--train, --val and --test must be >= 0"),
+    (["--p-hat", "1.5"], "argument --p-hat: must lie in [0, 1]"),
+    (["--train", "-5"], "argument --train: must be >= 0"),
     (["--p-hat", "0,0.3,...,1"], "never reaches 1"),
     (["--p-hat", "0:1:0.3"], "never reaches 1"),
 ])

@@ -132,6 +132,7 @@ class VggSoundPlusTask(Task):
     version = "1.0"
     builder = "vggsound-plus"
     primary_metric = "zeroshot/image_audio/acc1"
+    splits = ("train", "test")  # validation is carved from train (SPLITS)
     featurizers = {ENCODER: AudioVisualFeaturizer}
     train_defaults = TrainConfig(epochs=20, batch_size=256, lr=1e-3, weight_decay=0.01)
     model_defaults = {"encoders": "av-embedded", "d_model": 64}
