@@ -20,12 +20,12 @@ import hashlib
 import importlib.util
 import json
 import tempfile
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key
@@ -39,6 +39,7 @@ from polymodal.builders.schema import (
     MEDIA_FIELDS,
     META,
     TEXT,
+    media_features,
 )
 from polymodal.builders.vggsound_plus.captioners import Clip, open_captioner
 from polymodal.builders.vggsound_plus.card import card_fields
@@ -254,19 +255,9 @@ def _reusable(previous: Mapping[str, dict[str, bytes]], key: str, row: IndexRow)
 
 
 def hf_features():
-    """The columns for `datasets.load_dataset("webdataset", data_files=..., features=hf_features())`.
-
-    The audio stays FLAC bytes (decode with soundfile): datasets >= 4 needs torchcodec for its Audio type.
-    """
-    from datasets import Features, Image, Sequence, Value
-
-    text, integer, number = Value("string"), Value("int64"), Value("float64")
-    return Features({
-        "__key__": text, "__url__": text,
-        AUDIO: Value("binary"), LABEL: integer, IMAGE: Image(), TEXT: text,
-        META: {
-            "ytid": text, "start": integer, "label": text, "class_id": integer, "split": text, "index_line": integer,
-            "captioner": text, "source": text, "url": text, "frame_time": number,
-            "frame_size": Sequence(integer), "audio_seconds": number,
-        },
+    """The columns for `datasets.load_dataset("webdataset", data_files=..., features=hf_features())`."""
+    return media_features({
+        "ytid": "string", "start": "int64", "label": "string", "class_id": "int64", "split": "string",
+        "index_line": "int64", "captioner": "string", "source": "string", "url": "string",
+        "frame_time": "float64", "frame_size": ["int64"], "audio_seconds": "float64",
     })
