@@ -1,5 +1,6 @@
 """The Symile-M3 task: the feature cache, the paper's encoders on tiny configs, training and scoring."""
 
+import io
 import json
 import typing
 
@@ -109,6 +110,33 @@ def test_paper_featurizer_runs_on_tiny_models(m3, tmp_path):
     assert arrays["image"].shape == (48, 16) and arrays["audio"].shape == (48, 16) and arrays["text"].shape == (48, 16)
     assert np.isfinite(arrays["image"]).all() and np.isfinite(arrays["audio"]).all()
     assert info == {"text_vocab": 301, "text_pad": 1, "missing_token": 300} and path.is_file()
+
+
+def test_paper_featurizer_normalizes_audio_as_the_official_code():
+    """save_representations.py passes do_normalize=True: a clip at 10x the volume gives the same features."""
+    transformers = pytest.importorskip("transformers")
+    import soundfile as sf
+    from PIL import Image
+
+    from polymodal.benchmarks.tasks.symile_m3.featurizers import MODALITIES, PaperFeaturizer
+    from polymodal.builders.schema import SAMPLE_RATE
+
+    featurizer = PaperFeaturizer.__new__(PaperFeaturizer)  # its processors only: no model is loaded
+    featurizer.image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    featurizer.audio_extractor = transformers.WhisperFeatureExtractor(feature_size=80)
+    featurizer.tokenizer, featurizer.text_len = FakeTokenizer(), 8
+    featurizer.info = {"text_pad": 1, "missing_token": 300}
+    jpeg = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(jpeg, format="JPEG")
+    wave = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE)
+
+    def features(scale: float) -> np.ndarray:
+        flac = io.BytesIO()
+        sf.write(flac, wave * scale, SAMPLE_RATE, format="FLAC", subtype="PCM_24")
+        meta = {"class_id": 0, "missing": dict.fromkeys(MODALITIES, 0)}
+        return featurizer.prepare([(jpeg.getvalue(), flac.getvalue(), "hi", meta)])["input_features"]
+
+    np.testing.assert_allclose(features(1.0), features(10.0), atol=1e-3)
 
 
 def test_train_and_eval_write_a_valid_result(m3, tmp_path):

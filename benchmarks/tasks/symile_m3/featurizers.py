@@ -121,7 +121,9 @@ class PaperFeaturizer(Featurizer):
         ids = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.text_len)["input_ids"]
         return _with_labels({
             "pixel_values": self.image_processor(images=images, return_tensors="np")["pixel_values"],
-            "input_features": self.audio_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="np")["input_features"],
+            # Zero mean, unit variance per clip before the log-mel, as the official save_representations.py asks.
+            "input_features": self.audio_extractor(waves, sampling_rate=SAMPLE_RATE, do_normalize=True,
+                                                   return_tensors="np")["input_features"],
             "text": np.asarray(ids, np.int64),
         }, rows, self.info)
 
