@@ -49,7 +49,7 @@ class XorConfig:
 
 class XorBuilder(Builder):
     name = "xor"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: each p_hat draws its own a and b
     prefix = "xor"
     fields = XOR_FIELDS
     card = "xor.md"
@@ -60,7 +60,9 @@ class XorBuilder(Builder):
         return {"train": c.train, "val": c.val, **{s: c.test for s in draw_splits(c.test_draws)}}
 
     def make_shard(self, spec: ShardSpec) -> Iterator[Row]:
-        a, b, c, i = generate(shard_rng(self.config.seed, spec), spec.count, self.config.dim, self.config.p_hat)
+        # Each p_hat of a sweep draws afresh, as the paper's runs do: its bits key the shard's stream.
+        rng = shard_rng(self.config.seed, spec, int(np.float64(self.config.p_hat).view(np.uint64)))
+        a, b, c, i = generate(rng, spec.count, self.config.dim, self.config.p_hat)
         columns = [npy_rows(a), npy_rows(b), npy_rows(c)]
         meta = [json.dumps({"i": 0}).encode(), json.dumps({"i": 1}).encode()]
         for n in range(spec.count):

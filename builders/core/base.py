@@ -68,10 +68,11 @@ def plan_splits(split_sizes: dict[str, int], shard_size: int) -> list[ShardSpec]
     return specs
 
 
-def shard_rng(seed: int, spec: ShardSpec) -> np.random.Generator:
-    """An RNG owned by one shard: independent of every other shard and of worker order."""
+def shard_rng(seed: int, spec: ShardSpec, *stream: int) -> np.random.Generator:
+    """An RNG owned by one shard: independent of every other shard and of worker order. `stream` keys a
+    dataset of its own under one seed (one value of a sweep), so no two of them share draws."""
     split_code = zlib.crc32(spec.split.encode())
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(split_code, spec.index)))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*stream, split_code, spec.index)))
 
 
 class Builder:
