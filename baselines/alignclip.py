@@ -206,7 +206,8 @@ class AlignClip(ContrastiveModel):
     token b + 1, others ignored), as :class:`baselines.layouts.AudioVisualLayout` lays it out;
     texts given as other token ids (m3-paper's XLM-R ids) would give meaningless distances.
 
-    The logit scale is learned and kept in [1, 100] (log in [0, ln 100]), as in the authors' code.
+    The logit scale is learned and its parameter clamped into [0, ln 100] (s in [1, 100]) before each
+    training step, as the authors' code clamps it after each optimizer step.
 
     Training must call ``model(batch)`` (:meth:`forward`), not :meth:`encode` per modality:
     forward also returns ``"<text>:semantic"``, the semantic embeddings of the same rows,
@@ -268,6 +269,8 @@ class AlignClip(ContrastiveModel):
             semantic = embeddings[self.semantic_key]
         text = None if self.text is None else self.modalities.index(self.text)
         c = self.config
+        if self.training:  # the step before this one may have pushed it out: clamp before it is used again
+            self.logit_scale.clamp_()
         return alignclip_loss(ordered, self.logit_scale(), rows, text, semantic, c.imsep_sides, c.alpha, c.beta)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:

@@ -38,13 +38,22 @@ class LogitScale(nn.Module):
         self.min_value, self.max_value = min_value, max_value
 
     def forward(self) -> Tensor:
-        scale = self.log_scale.exp()
         if self.min_value is None and self.max_value is None:
-            return scale
-        return scale.clamp(min=self.min_value, max=self.max_value)
+            return self.log_scale.exp()
+        # Clamped as a log, where a parameter that sits exactly on a bound still gets its gradient.
+        return self.log_scale.clamp(*self._log_bounds()).exp()
 
     def advance(self) -> None:
         """One training step has passed; a learned or fixed scale does not care."""
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Clamp the parameter itself into the bounds, as CLIP's and AlignCLIP's trainers do after each
+        optimizer step: the gradient keeps flowing at a bound, where clamping only the output stops it."""
+        self.log_scale.clamp_(*self._log_bounds())
+
+    def _log_bounds(self) -> tuple[float | None, float | None]:
+        return tuple(None if v is None else math.log(v) for v in (self.min_value, self.max_value))
 
     def extra_repr(self) -> str:
         learnable = self.log_scale.requires_grad

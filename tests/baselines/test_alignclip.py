@@ -116,6 +116,15 @@ def test_logit_scale_is_kept_between_1_and_100():
     assert AlignClip(TWO, logit_scale_init=-3.0).logit_scale().item() == pytest.approx(1)
 
 
+def test_training_clamps_the_logit_scale_parameter_so_its_gradient_flows_at_the_bound():
+    """The official trainer clamps the parameter to [0, ln 100] after each step; clamping only the output
+    would leave a parameter past the bound with zero gradient, stuck there for good."""
+    model = AlignClip(TWO, logit_scale_init=math.log(1000)).double().train()
+    model.loss(with_semantics(TWO, 6)).backward()
+    assert model.logit_scale.log_scale.item() == pytest.approx(math.log(100))
+    assert model.logit_scale.log_scale.grad.abs().item() > 0
+
+
 def byte_ids(texts: list[str], length: int = 24) -> torch.Tensor:
     ids = torch.zeros(len(texts), length, dtype=torch.long)
     for r, text in enumerate(texts):
