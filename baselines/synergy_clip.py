@@ -44,7 +44,7 @@ class SynergyClip(ContrastiveModel):
     """Synergy-CLIP for exactly three modalities m0, m1, m2 (in the order of ``inputs``).
 
     Encoders: one per modality from the family ``encoders`` of :data:`ENCODERS`, then a
-    bias-free Linear projection to ``d_model`` and an L2 norm. A family whose outputs are not
+    bias-free Linear projection to ``d_model`` (768 or 1024 with the paper's Base or Large backbones) and an L2 norm. A family whose outputs are not
     ``d_model`` wide says so in each encoder's ``out_features`` (``hf-synergy``: the pooler
     outputs of CLIP ViT, RoBERTa and AST, the paper's encoders).
 
@@ -86,14 +86,16 @@ class SynergyClip(ContrastiveModel):
         self.config = c = build(self.Config, options, type(self).__name__)
         self.modalities = tuple(inputs)
         self.encoders = build_encoders(c.encoders, inputs, c.d_model, c.encoder_options, projects=True)
+        # The paper's backbones fix the embedding width (768 Base, 1024 Large); other encoders use d_model.
+        self.width = getattr(next(iter(self.encoders.values())), "projection_width", None) or c.d_model
         self.projections = nn.ModuleDict({
-            m: nn.Linear(getattr(self.encoders[m], "out_features", c.d_model), c.d_model, bias=False) for m in inputs
+            m: nn.Linear(getattr(self.encoders[m], "out_features", self.width), self.width, bias=False) for m in inputs
         })
         m0, m1, m2 = self.modalities
         self.pairs = ((m0, m1), (m1, m2), (m2, m0))
         self.logit_scales = nn.ModuleList(LogitScale(c.logit_scale_init) for _ in self.pairs)
         self.reconstructors = nn.ModuleDict({
-            t: Reconstructor(tuple(m for m in self.modalities if m != t), c.d_model, c.bottleneck)
+            t: Reconstructor(tuple(m for m in self.modalities if m != t), self.width, c.bottleneck)
             for t in self.modalities
         })
 

@@ -117,12 +117,12 @@ BACKBONES: dict[str, Backbone] = {
     ),
 }
 
-#: The paper's checkpoints by size (AST has one, AudioSet-finetuned, for both).
+#: The paper's checkpoints by size: the official AudioConfig_BASE names the 12-12 AST; Large keeps the 10-10 one.
 CHECKPOINTS: dict[str, dict[str, str]] = {
     "base": {
         "image": "openai/clip-vit-base-patch16",
         "text": "FacebookAI/roberta-base",
-        "audio": "MIT/ast-finetuned-audioset-10-10-0.4593",
+        "audio": "MIT/ast-finetuned-audioset-12-12-0.447",
     },
     "large": {
         "image": "openai/clip-vit-large-patch14",
@@ -143,6 +143,8 @@ def _load(size: str, modality: str) -> nn.Module:
 
 
 SIZES = ("tiny", *CHECKPOINTS)
+#: The width of the paper's projections at each size; the tiny backbones project to the model's d_model.
+PROJECTION_WIDTHS = {"base": 768, "large": 1024}
 
 
 def hf_synergy_encoders(inputs: dict[str, int], d_model: int, size: str = "tiny") -> nn.ModuleDict:
@@ -156,6 +158,8 @@ def hf_synergy_encoders(inputs: dict[str, int], d_model: int, size: str = "tiny"
     if set(inputs) != set(BACKBONES):
         raise ValueError(f"hf-synergy encoders read modalities {sorted(BACKBONES)}, got {sorted(inputs)}")
     encoders = nn.ModuleDict({m: BACKBONES[m].reader(_load(size, m)) for m in inputs})
+    for encoder in encoders.values():
+        encoder.projection_width = PROJECTION_WIDTHS.get(size)
     widths = {m: encoders[m].in_features for m in inputs}
     # Text may be shorter than the positions allow; images and spectrograms must match exactly.
     if any(inputs[m] != widths[m] for m in ("image", "audio")) or inputs["text"] > widths["text"]:

@@ -223,12 +223,16 @@ def test_base_and_large_load_the_papers_checkpoints(size, monkeypatch):
 
     for name in ("CLIPVisionModel", "ASTModel", "RobertaModel"):
         monkeypatch.setattr(getattr(transformers, name), "from_pretrained", classmethod(fake))
-    hf_synergy_encoders(AUDIO_VISUAL.inputs(), 8, size=size)
+    model = SynergyClip(AUDIO_VISUAL.inputs(), encoders="hf-synergy", encoder_options={"size": size}, d_model=8)
     assert loaded == {
         "CLIPVisionModel": CHECKPOINTS[size]["image"],
-        "ASTModel": "MIT/ast-finetuned-audioset-10-10-0.4593",
+        # The official AudioConfig_BASE names the 12-12 AST.
+        "ASTModel": {"base": "MIT/ast-finetuned-audioset-12-12-0.447", "large": "MIT/ast-finetuned-audioset-10-10-0.4593"}[size],
         "RobertaModel": CHECKPOINTS[size]["text"],
     }
+    # The paper projects to 768 (Base) or 1024 (Large), whatever the task's d_model.
+    width = {"base": 768, "large": 1024}[size]
+    assert {p.out_features for p in model.projections.values()} == {width}
     assert CHECKPOINTS[size]["image"] == f"openai/clip-vit-{size}-patch{16 if size == 'base' else 14}"
     assert CHECKPOINTS[size]["text"] == f"FacebookAI/roberta-{size}"
 
