@@ -107,17 +107,27 @@ def batches(data: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int,
 
 @torch.no_grad()
 def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int, place: Placement, autocast) -> float:
+    """The mean loss over every row of `data`, in the global batches one process takes, the last one partial.
+
+    Ranks take whole batches in turn and need no gathering (every rank holds the split), so each row counts
+    once for any split size and world size, and each batch draws its negatives from a generator of its own.
+    """
     model.eval()
-    generator = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET)
-    total, count = torch.zeros((), device=place.device), 0
-    for batch in batches(data, torch.arange(len(next(iter(data.values())))), batch_size, place):
-        rows = len(next(iter(batch.values())))
-        total += batch_loss(model, batch, generator, autocast) * rows
-        count += rows
+    inner = _unwrap(model)
+    n = len(next(iter(data.values())))
+    if n == 0:
+        raise SystemExit("the validation split has no sample: nothing to select the best epoch on")
+    total = torch.zeros((), dtype=torch.float64, device=place.device)
+    for start in range(place.rank * batch_size, n, batch_size * place.world):
+        batch = {m: x[start:start + batch_size].to(place.device, non_blocking=True) for m, x in data.items()}
+        generator = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET + start // batch_size)
+        with autocast:
+            embeddings = _embed(inner, batch)
+        loss = inner.loss({m: e.float() for m, e in embeddings.items()}, generator=generator)
+        total += loss.double() * len(next(iter(batch.values())))
     if place.world > 1:
         dist.all_reduce(total)
-        count *= place.world
-    return total.item() / count
+    return total.item() / n
 
 
 def _autocast(place: Placement, enabled: bool):

@@ -58,6 +58,19 @@ def test_torchrun_training_matches_single_process_training(xor_data, tmp_path):
     assert [round(r["val_loss"], 4) for r in log_one] == [round(r["val_loss"], 4) for r in log_two]
 
 
+def test_a_validation_split_smaller_than_the_global_batch_counts_each_row_once(tmp_path):
+    """150 validation rows, a global batch of 200 on 2 ranks: one partial batch, which rank 0 alone scores."""
+    data = tmp_path / "xor"
+    build(XorBuilder(XorConfig(p_hat=1.0, train=800, val=150, test=100, test_draws=1, shard_size=400)), data, progress=False)
+    logs = {}
+    for name, launcher in {"one": (sys.executable, "-m", "polymodal"), "two": (*TORCHRUN, "-m", "polymodal")}.items():
+        subprocess.run(_train(data, tmp_path / name, "--epochs", "2", launcher=launcher), check=True, cwd=ROOT,
+                       env=_env(), capture_output=True, timeout=300)
+        logs[name] = [json.loads(x)["val_loss"] for x in (tmp_path / name / "train_log.jsonl").read_text().splitlines()]
+    assert len(logs["one"]) == len(logs["two"]) == 2
+    assert logs["one"] == pytest.approx(logs["two"], rel=1e-5)
+
+
 def test_a_killed_run_resumes_to_the_same_weights_and_metrics(xor_data, tmp_path, run_cli):
     epochs = ["--epochs", "40"]
     subprocess.run(_train(xor_data, tmp_path / "whole", *epochs), check=True, cwd=ROOT, env=_env(), capture_output=True)
