@@ -22,6 +22,8 @@ SPLITS = ("train", "test")
 CLASSES_RESOURCE = "vggsound_classes.csv"
 YTID = re.compile(r"[A-Za-z0-9_-]{11}")
 CLIP_NAME = re.compile(r"(?P<ytid>.+)_(?P<start>[^_]*)\.mp4")
+MAX_LINE_BYTES = 4096  # a real row is under 200 bytes; a longer line is not an index row
+SHOWN_CHARS = 200  # of a bad line, kept in its failure record
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def parse_row(fields: list[str], line: int, default_split: str) -> IndexRow:
     known = class_index()
     if not YTID.fullmatch(ytid):
         problem = f"malformed YouTube id {ytid!r}"
-    elif not start.isdigit():
+    elif not (start.isascii() and start.isdigit()):  # isdigit() alone admits "²" and other digits int() refuses
         problem = f"start {start!r} is not a whole number of seconds"
     elif label not in known:
         problem = f"unknown label {label!r}"
@@ -83,14 +85,46 @@ def parse_row(fields: list[str], line: int, default_split: str) -> IndexRow:
 
 
 def read_index(path: str, default_split: str) -> list[IndexRow]:
+    """Every row of the index, in file order. Nothing in the file stops the others: a line that is not
+    UTF-8, is too long, or is not CSV becomes a bad row, and so does a second copy of a row."""
     if not path or not Path(path).is_file():
         raise SourceError(f"VGGSound index {path!r} does not exist; give the CSV with --index")
-    rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        for line, text in enumerate(f, start=1):
-            if text.strip():  # blank lines, e.g. a trailing one, are no rows
-                rows.append(parse_row(next(csv.reader([text])), line, default_split))
+    rows, first_line = [], {}
+    for line, raw in enumerate(Path(path).read_bytes().split(b"\n"), start=1):
+        row = _read_line(raw.removesuffix(b"\r"), line, default_split)
+        if row is None:
+            continue
+        if row.ok:
+            seen = first_line.setdefault((row.split, row.ytid, row.start), line)
+            if seen != line:
+                row = IndexRow(line, row.split, row.ytid, row.start, row.label, problem=f"duplicate of line {seen}",
+                               text=_shown(raw))
+        rows.append(row)
     return rows
+
+
+def _read_line(raw: bytes, line: int, default_split: str) -> IndexRow | None:
+    if len(raw) > MAX_LINE_BYTES:
+        return IndexRow(line, default_split, problem=f"a line of {len(raw):,} bytes; an index row holds at most "
+                        f"{MAX_LINE_BYTES:,}", text=_shown(raw))
+    try:
+        # utf-8-sig on the first line only: a BOM that an editor wrote there is no part of the YouTube id.
+        text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        return IndexRow(line, default_split, problem=f"not UTF-8 text ({err.reason} at byte {err.start})", text=_shown(raw))
+    if not text.strip():  # blank lines, e.g. a trailing one, are no rows
+        return None
+    try:
+        fields = next(csv.reader([text]))
+    except csv.Error as err:
+        return IndexRow(line, default_split, problem=f"not a CSV row: {err}", text=_shown(raw))
+    return parse_row(fields, line, default_split)
+
+
+def _shown(raw: bytes) -> str:
+    """A bad line as the failure record shows it: decoded leniently and cut, so no record grows unbounded."""
+    text = raw.decode("utf-8", errors="replace")
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
 
 
 def select(path: str, default_split: str, splits: tuple[str, ...], classes: tuple[str, ...],

@@ -77,6 +77,30 @@ def test_full_form_rows_and_bad_rows_carry_their_line_numbers(tmp_path):
     assert good[1].clip_name == "ABCDEFGHIJK_000001"
 
 
+def test_no_line_of_an_index_stops_the_others(tmp_path):
+    """A BOM, a superscript digit, invalid UTF-8, a 200 kB field, a NUL and a repeated row: each is one bad
+    row with its line number, or (the BOM) no problem at all; every good row is still read."""
+    path = tmp_path / "index.csv"
+    path.write_bytes(b"\xef\xbb\xbfabcdefghijk,30,dog barking,train\r\n"
+                     + "ABCDEFGHIJK,\u00b2,dog barking,test\n".encode()
+                     + b"lmnopqrstuv,5,dog \xff barking,test\n"
+                     + b"zyxwvutsrqp,7," + b"x" * 200_000 + b",test\n"
+                     + b"lmnopqrstuv,\x005,dog barking,test\n"
+                     + b"abcdefghijk,30,dog barking,train\n"
+                     + b"zyxwvutsrqp,7,playing piano,test\n")
+    rows = read_index(str(path), "test")
+    assert [r.line for r in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert [(r.line, r.ytid) for r in rows if r.ok] == [(1, "abcdefghijk"), (7, "zyxwvutsrqp")]
+    problems = {r.line: r.problem for r in rows if not r.ok}
+    assert problems[2] == "start '\u00b2' is not a whole number of seconds"
+    assert problems[3].startswith("not UTF-8 text")
+    assert problems[4].startswith("a line of 200,") and len(rows[3].text) < 300  # the record stays small
+    assert 5 in problems
+    assert problems[6] == "duplicate of line 1"
+    # The duplicate is recorded once and built once: select keeps the first copy alone as a good row.
+    assert [r.line for r in select(str(path), "test", ("train",), (), 0)["train"] if r.ok] == [1]
+
+
 def test_clip_form_rows_take_the_given_split(tmp_path):
     text = ('glLQrEijrKg_000300.mp4,playing hammond organ\n'
             '0_8-g2rof7E_000049.mp4,"heart sounds, heartbeat"\n'
