@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from polymodal.builders.core.disk import fatal_when_full
 
 # Fixed tar metadata: the same samples always give the same bytes.
 MTIME = 0
@@ -47,7 +50,7 @@ def write_tar(path: Path, samples: Iterable[dict[str, bytes]]) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     count = 0
-    try:
+    with fatal_when_full(path.parent, "the output folder"), _removed_unless_renamed(tmp):
         with open(tmp, "wb") as raw:
             sink = _HashingFile(raw)
             writer = wds.TarWriter(sink, user=OWNER, group=OWNER, mtime=MTIME, encoder=False)
@@ -60,9 +63,15 @@ def write_tar(path: Path, samples: Iterable[dict[str, bytes]]) -> dict:
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
+    return {"samples": count, "sha256": sink.sha256.hexdigest(), "bytes": sink.size}
+
+
+@contextlib.contextmanager
+def _removed_unless_renamed(tmp: Path):
+    try:
+        yield
     finally:
         tmp.unlink(missing_ok=True)
-    return {"samples": count, "sha256": sink.sha256.hexdigest(), "bytes": sink.size}
 
 
 class TarSamples(Mapping):
@@ -109,11 +118,12 @@ class TarSamples(Mapping):
 
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with fatal_when_full(path.parent, "the output folder"), _removed_unless_renamed(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def sha256_file(path: Path) -> str:

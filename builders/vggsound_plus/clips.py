@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from polymodal.builders.core.disk import NO_SPACE, DiskFull
 from polymodal.builders.schema import CLIP_SECONDS, SAMPLE_RATE
 from polymodal.builders.vggsound_plus.failures import ClipFailure, tidy_ffmpeg_message
 
@@ -64,7 +65,6 @@ def extract(path: str, window_start: float, frame_size: int, name: str) -> Extra
     """
     import ffmpeg
     import soundfile
-    from PIL import Image
 
     with tempfile.TemporaryDirectory(prefix="vggsound-") as tmp:
         jpeg_path, flac_path = Path(tmp, "frame.jpg"), Path(tmp, "audio.flac")
@@ -77,6 +77,8 @@ def extract(path: str, window_start: float, frame_size: int, name: str) -> Extra
             kind = next((kind for text, kind in MISSING_STREAMS if text in message), "decode-error")
             raise ClipFailure(kind, message) from None
         errors = tidy_ffmpeg_message(stderr.decode(errors="replace"), path, name)
+        if NO_SPACE in errors:  # ffmpeg may exit 0 with its outputs cut: nothing it wrote can be kept
+            raise DiskFull(tempfile.gettempdir(), "TMPDIR, where clips are extracted")
         frames = soundfile.info(str(flac_path)).frames if flac_path.is_file() else 0
         has_frame = jpeg_path.is_file() and jpeg_path.stat().st_size > 0
         if (not has_frame or frames < MIN_AUDIO_SECONDS * SAMPLE_RATE) and errors:
@@ -86,5 +88,31 @@ def extract(path: str, window_start: float, frame_size: int, name: str) -> Extra
         if frames < MIN_AUDIO_SECONDS * SAMPLE_RATE:
             raise ClipFailure("too-short", f"{frames / SAMPLE_RATE:.2f} s of audio in the window, "
                                            f"fewer than {MIN_AUDIO_SECONDS:g} s")
-        jpeg = jpeg_path.read_bytes()
-        return Extracted(jpeg, flac_path.read_bytes(), Image.open(io.BytesIO(jpeg)).size, round(frames / SAMPLE_RATE, 4))
+        jpeg, flac = jpeg_path.read_bytes(), flac_path.read_bytes()
+        return Extracted(jpeg, flac, decoded_size(jpeg, errors), round(decoded_frames(flac, frames, errors) / SAMPLE_RATE, 4))
+
+
+def decoded_size(jpeg: bytes, errors: str) -> tuple[int, int]:
+    """The frame's (width, height), once every pixel of it decodes: a header alone proves nothing."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            image.load()
+            return image.size
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ClipFailure("decode-error", f"the extracted frame does not decode: {err}. {errors}".strip()) from None
+
+
+def decoded_frames(flac: bytes, expected: int, errors: str) -> int:
+    """The audio's sample count, once all of it decodes to the length its header gives."""
+    import soundfile
+
+    try:
+        got = len(soundfile.read(io.BytesIO(flac), dtype="int16")[0])
+    except RuntimeError as err:  # soundfile.LibsndfileError: lost sync, a cut stream
+        raise ClipFailure("decode-error", f"the extracted audio does not decode: {err}. {errors}".strip()) from None
+    if got != expected:
+        raise ClipFailure("decode-error", f"the extracted audio decodes to {got} samples, its header says {expected}. "
+                                          f"{errors}".strip())
+    return got
