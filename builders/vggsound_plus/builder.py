@@ -22,13 +22,14 @@ import json
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
 from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key
+from polymodal.builders.core.disk import fatal_when_full
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.core.options import FileContent, SpecKind, option
 from polymodal.builders.schema import (
@@ -79,9 +80,13 @@ class VggConfig:
         "", "download rate limit in bytes/s, e.g. 2M; yt-dlp keeps it on whole downloads, not on the windows that "
         "ffmpeg cuts while downloading", runtime=True, metavar="RATE")
     sleep: float = option(0.0, "seconds to wait before each download", runtime=True)
-    retries: int = option(3, "more attempts on network errors and bot checks, with backoff", runtime=True)
-    backoff: float = option(5.0, "seconds before the first repeat of a clip, doubled each time", runtime=True)
+    retries: int = option(3, "more attempts on transient failures (HTTP 429 and 5xx, network errors, partial "
+                          "replies, --clip-timeout), with backoff", runtime=True)
+    backoff: float = option(5.0, "seconds before the first repeat of a clip, doubled each time; longer where the "
+                            "server's Retry-After asks for more", runtime=True)
     socket_timeout: float = option(30.0, "seconds", runtime=True)
+    clip_timeout: float = option(600.0, "seconds one download of a clip may take before it is stopped, 0 for no "
+                                 "limit", runtime=True)
     threads: int = option(4, "clips in flight per shard", runtime=True)
     caption_batch: int = option(16, "images per batch of an hf captioner", runtime=True)
 
@@ -100,9 +105,8 @@ class VggConfig:
             raise ValueError("limit, frame_size and retries must be >= 0; shard_size, threads and caption_batch >= 1")
 
     def fetch_options(self) -> FetchOptions:
-        return FetchOptions(format=self.format, cookies=self.cookies, proxy=self.proxy, rate_limit=self.rate_limit,
-                            sleep=self.sleep, retries=self.retries, backoff=self.backoff,
-                            socket_timeout=self.socket_timeout)
+        """Each FetchOptions field comes from the option of the same name."""
+        return FetchOptions(**{f.name: getattr(self, f.name) for f in fields(FetchOptions)})
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ class VggSoundPlusBuilder(Builder):
         for n, (key, row) in enumerate(zip(keys, rows)):
             info = self._row_info(row)
             if not row.ok:
-                yield Row(key, None, "bad-index-row", f"line {row.line}: {row.problem}", info)
+                yield Row(key, None, row.failure, f"line {row.line}: {row.problem}", info)
             elif n in reused:
                 yield Row(key, reused[n], info=info)
             elif isinstance(made[n], ClipFailure):
@@ -183,9 +187,10 @@ class VggSoundPlusBuilder(Builder):
                 yield Row(key, self._sample(row, made[n], captions[n]), info=info)
 
     def _make(self, row: IndexRow) -> Made | ClipFailure:
-        """Fetch and cut one row; a failure is returned, so that the other rows go on."""
+        """Fetch and cut one row; a failure is returned, so that the other rows go on. A full TMPDIR stops the build."""
         try:
-            with tempfile.TemporaryDirectory(prefix="vggsound-fetch-") as folder:
+            with (fatal_when_full(tempfile.gettempdir(), "TMPDIR, where clips are fetched and cut"),
+                  tempfile.TemporaryDirectory(prefix="vggsound-fetch-") as folder):
                 got = self.source.fetch(row, Path(folder), self.config.fetch_options())
                 return Made(got.url, extract(got.path, got.window_start, self.config.frame_size, got.url))
         except ClipFailure as failure:

@@ -64,7 +64,6 @@ def extract(path: str, window_start: float, frame_size: int, name: str) -> Extra
     `name` stands for `path` in failure messages, which must not hold temporary paths.
     """
     import ffmpeg
-    import soundfile
 
     with tempfile.TemporaryDirectory(prefix="vggsound-") as tmp:
         jpeg_path, flac_path = Path(tmp, "frame.jpg"), Path(tmp, "audio.flac")
@@ -79,20 +78,20 @@ def extract(path: str, window_start: float, frame_size: int, name: str) -> Extra
         errors = tidy_ffmpeg_message(stderr.decode(errors="replace"), path, name)
         if NO_SPACE in errors:  # ffmpeg may exit 0 with its outputs cut: nothing it wrote can be kept
             raise DiskFull(tempfile.gettempdir(), "TMPDIR, where clips are extracted")
-        frames = soundfile.info(str(flac_path)).frames if flac_path.is_file() else 0
-        has_frame = jpeg_path.is_file() and jpeg_path.stat().st_size > 0
-        if (not has_frame or frames < MIN_AUDIO_SECONDS * SAMPLE_RATE) and errors:
-            raise ClipFailure("decode-error", errors)  # the window was cut short by damage, not by the end
-        if not has_frame:
+        if errors:  # at `-v error` all ffmpeg prints is an error, whatever its exit code: damage in the window
+            raise ClipFailure("decode-error", errors)
+        if not (jpeg_path.is_file() and jpeg_path.stat().st_size > 0):
             raise ClipFailure("too-short", f"no video frame at {CLIP_SECONDS / 2:g} s, the centre of the window")
+        flac = flac_path.read_bytes() if flac_path.is_file() else b""
+        frames = decoded_frames(flac) if flac else 0
         if frames < MIN_AUDIO_SECONDS * SAMPLE_RATE:
             raise ClipFailure("too-short", f"{frames / SAMPLE_RATE:.2f} s of audio in the window, "
                                            f"fewer than {MIN_AUDIO_SECONDS:g} s")
-        jpeg, flac = jpeg_path.read_bytes(), flac_path.read_bytes()
-        return Extracted(jpeg, flac, decoded_size(jpeg, errors), round(decoded_frames(flac, frames, errors) / SAMPLE_RATE, 4))
+        jpeg = jpeg_path.read_bytes()
+        return Extracted(jpeg, flac, decoded_size(jpeg), round(frames / SAMPLE_RATE, 4))
 
 
-def decoded_size(jpeg: bytes, errors: str) -> tuple[int, int]:
+def decoded_size(jpeg: bytes) -> tuple[int, int]:
     """The frame's (width, height), once every pixel of it decodes: a header alone proves nothing."""
     from PIL import Image
 
@@ -101,18 +100,18 @@ def decoded_size(jpeg: bytes, errors: str) -> tuple[int, int]:
             image.load()
             return image.size
     except (OSError, SyntaxError, ValueError) as err:
-        raise ClipFailure("decode-error", f"the extracted frame does not decode: {err}. {errors}".strip()) from None
+        raise ClipFailure("decode-error", f"the extracted frame does not decode: {err}") from None
 
 
-def decoded_frames(flac: bytes, expected: int, errors: str) -> int:
+def decoded_frames(flac: bytes) -> int:
     """The audio's sample count, once all of it decodes to the length its header gives."""
     import soundfile
 
     try:
-        got = len(soundfile.read(io.BytesIO(flac), dtype="int16")[0])
-    except RuntimeError as err:  # soundfile.LibsndfileError: lost sync, a cut stream
-        raise ClipFailure("decode-error", f"the extracted audio does not decode: {err}. {errors}".strip()) from None
+        with soundfile.SoundFile(io.BytesIO(flac)) as audio:
+            expected, got = audio.frames, len(audio.read(dtype="int16"))
+    except RuntimeError as err:  # soundfile.LibsndfileError: no header, lost sync, a cut stream
+        raise ClipFailure("decode-error", f"the extracted audio does not decode: {err}") from None
     if got != expected:
-        raise ClipFailure("decode-error", f"the extracted audio decodes to {got} samples, its header says {expected}. "
-                                          f"{errors}".strip())
+        raise ClipFailure("decode-error", f"the extracted audio decodes to {got} samples, its header says {expected}")
     return got

@@ -5,16 +5,31 @@ it. Downloads ask for one format holding both video and audio, in one call
 per clip, and cut the window while downloading (yt-dlp's download_ranges)
 where the format allows; else they fetch the whole video and the window is
 cut when the frame and audio are extracted.
+
+Each download attempt runs in a child process (ytdlp.py) that is killed, with
+the ffmpeg it started, at the clip's deadline (--clip-timeout): a server that
+trickles bytes keeps every socket read within --socket-timeout, yet would hold
+the clip for good. Transient failures (HTTP 429 and 5xx, network errors,
+partial replies, the deadline) are repeated with backoff, or after the wait a
+Retry-After asks for where that is longer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from polymodal.builders.core.disk import NO_SPACE, DiskFull
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.schema import CLIP_SECONDS
 from polymodal.builders.vggsound_plus.failures import (
@@ -22,11 +37,15 @@ from polymodal.builders.vggsound_plus.failures import (
     TRANSIENT,
     ClipFailure,
     download_failure,
+    tidy_ffmpeg_message,
 )
 from polymodal.builders.vggsound_plus.index import IndexRow
 from polymodal.registry import Registry
 
 log = logging.getLogger(__name__)
+YTDLP_CHILD = Path(__file__).with_name("ytdlp.py")  # run by path: it needs yt-dlp alone, not this package
+MAX_RETRY_AFTER = 300.0  # seconds; a server asking for longer is blocking, not pausing
+MESSAGE_CHARS = 2000  # of the child's stderr, kept in a failure's message
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,7 @@ class FetchOptions:
     retries: int = 3  # more attempts, inside yt-dlp and for whole clips failing with a transient kind
     backoff: float = 5.0  # seconds before the first repeat of a clip; doubled each time
     socket_timeout: float = 30.0
+    clip_timeout: float = 600.0  # seconds one download attempt may take before it is stopped; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -138,41 +158,71 @@ def download_window(url: str, start: int, folder: Path, options: FetchOptions) -
 
 
 def download(url: str, folder: Path, options: FetchOptions, section: tuple[float, float] | None) -> str:
-    """Download into `folder` and return the file's path; repeat transient failures with backoff."""
+    """Download into `folder` and return the file's path; repeat transient failures with backoff, or after the
+    wait the server asked for where that is longer."""
     for attempt in range(options.retries):
         try:
             return _download_once(url, folder, options, section)
         except ClipFailure as failure:
             if failure.kind not in TRANSIENT:
                 raise
-            wait = options.backoff * 2**attempt
-            log.info("%s: %s; again in %.0f s", url, failure, wait)
+            wait = max(options.backoff * 2**attempt, min(failure.retry_after, MAX_RETRY_AFTER))
+            log.info("%s: %s (%s); attempt %d of %d in %.1f s", url, failure.kind, failure.message.splitlines()[0],
+                     attempt + 2, options.retries + 1, wait)
             time.sleep(wait)
     return _download_once(url, folder, options, section)  # the last attempt's failure is the row's
 
 
 def _download_once(url: str, folder: Path, options: FetchOptions, section: tuple[float, float] | None) -> str:
-    from yt_dlp import YoutubeDL
-    from yt_dlp.utils import DownloadError
+    """One attempt; a failure is named by what yt-dlp, the replies and its ffmpeg said."""
+    job = {"url": url, "params": ytdlp_params(folder, options), "section": section, "parent": os.getpid()}
+    outcome, stderr = _in_child(job, options.clip_timeout)
+    stderr = tidy_ffmpeg_message(stderr, str(folder / "source"), "source")[-MESSAGE_CHARS:]
+    message = "\n".join(filter(None, [outcome.get("error"), stderr]))
+    if NO_SPACE in message:  # also where ffmpeg exits 0 with the window cut: the file is not all there
+        raise DiskFull(tempfile.gettempdir(), "TMPDIR, where clips are downloaded")
+    if "path" in outcome:
+        return outcome["path"]
+    if section and NO_PARTIAL_DOWNLOAD.search(message):
+        raise _CannotCutWhileDownloading
+    raise download_failure(message, outcome["retry_after"])
 
+
+def _in_child(job: dict, timeout: float) -> tuple[dict, str]:
+    """ytdlp.py's outcome of the job and its stderr. It runs in a process group of its own, killed whole (it and
+    the ffmpeg it started) after `timeout` seconds (0: none) or when this process is interrupted."""
+    child = subprocess.Popen([sys.executable, str(YTDLP_CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        with YoutubeDL(ytdlp_params(folder, options, section)) as ydl:
-            info = ydl.extract_info(url, download=True)
-    except DownloadError as err:
-        if section and NO_PARTIAL_DOWNLOAD.search(str(err)):
-            raise _CannotCutWhileDownloading from None
-        raise download_failure(str(err)) from None
-    return info["requested_downloads"][0]["filepath"]
+        out, err = child.communicate(json.dumps(job).encode(), timeout=timeout or None)
+    except subprocess.TimeoutExpired:
+        _kill_group(child)
+        raise ClipFailure("clip-timeout", f"not downloaded within {timeout:g} s; stopped") from None
+    except BaseException:
+        _kill_group(child)
+        raise
+    stderr = err.decode(errors="replace")
+    lines = out.decode(errors="replace").splitlines()
+    if child.returncode or not lines:
+        raise ClipFailure("download-error", f"the download process failed (exit code {child.returncode}): "
+                                            f"{stderr[-MESSAGE_CHARS:]}")
+    return json.loads(lines[-1]), stderr
 
 
-def ytdlp_params(folder: Path, options: FetchOptions, section: tuple[float, float] | None) -> dict:
-    from yt_dlp.utils import download_range_func, parse_bytes
+def _kill_group(child: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)  # its group: the child and the ffmpeg it started
+    child.wait()
+
+
+def ytdlp_params(folder: Path, options: FetchOptions) -> dict:
+    """yt-dlp's parameters, as JSON for the child; it adds its logger and the window to cut."""
+    from yt_dlp.utils import parse_bytes
 
     params = {
         "format": options.format,
         "outtmpl": str(folder / "source.%(ext)s"),
-        "logger": _YtDlpLog(),
-        "quiet": True,  # also keeps the ffmpeg that cuts the range quiet
+        "quiet": True,
         "noprogress": True,
         "cachedir": False,
         "noplaylist": True,
@@ -185,22 +235,7 @@ def ytdlp_params(folder: Path, options: FetchOptions, section: tuple[float, floa
         "proxy": options.proxy or None,
         "ratelimit": parse_bytes(options.rate_limit) if options.rate_limit else None,
         "sleep_interval": options.sleep or None,
-        "download_ranges": download_range_func(None, [section]) if section else None,
+        # quiet gives the ffmpeg that cuts the window `-loglevel quiet`; a later one wins, so it says its errors.
+        "external_downloader_args": {"ffmpeg_o": ["-loglevel", "error"]},
     }
     return {key: value for key, value in params.items() if value is not None}  # yt-dlp reads None as a value
-
-
-class _YtDlpLog:
-    """yt-dlp's messages go to logging, not the terminal; its errors come back as DownloadError anyway."""
-
-    def debug(self, message: str) -> None:
-        log.debug(message)
-
-    def info(self, message: str) -> None:
-        log.debug(message)
-
-    def warning(self, message: str) -> None:
-        log.info(message)
-
-    def error(self, message: str) -> None:
-        log.debug(message)

@@ -35,6 +35,7 @@ class IndexRow:
     label: str = ""
     cls: int = -1  # class index, 0..308
     problem: str = ""  # why the row cannot be used; empty for a good row
+    failure: str = "bad-index-row"  # the failure kind of a row with a problem
     text: str = ""  # the raw line, kept for bad rows only
 
     @property
@@ -86,7 +87,7 @@ def parse_row(fields: list[str], line: int, default_split: str) -> IndexRow:
 
 def read_index(path: str, default_split: str) -> list[IndexRow]:
     """Every row of the index, in file order. Nothing in the file stops the others: a line that is not
-    UTF-8, is too long, or is not CSV becomes a bad row, and so does a second copy of a row."""
+    UTF-8, is too long, or is not CSV becomes a bad row; a second copy of a row fails as a duplicate."""
     if not path or not Path(path).is_file():
         raise SourceError(f"VGGSound index {path!r} does not exist; give the CSV with --index")
     rows, first_line = [], {}
@@ -98,7 +99,7 @@ def read_index(path: str, default_split: str) -> list[IndexRow]:
             seen = first_line.setdefault((row.split, row.ytid, row.start), line)
             if seen != line:
                 row = IndexRow(line, row.split, row.ytid, row.start, row.label, problem=f"duplicate of line {seen}",
-                               text=_shown(raw))
+                               failure="duplicate-row", text=_shown(raw))
         rows.append(row)
     return rows
 

@@ -284,17 +284,16 @@ def test_retry_failed_fetches_only_failed_rows_and_equals_a_clean_build(broken_b
 
 def test_a_source_that_cannot_be_cut_while_downloading_is_fetched_whole_and_cut_after(
         monkeypatch, tmp_path, server):
-    from yt_dlp import YoutubeDL
-    from yt_dlp.utils import DownloadError
+    from polymodal.builders.vggsound_plus import fetch
 
-    real = YoutubeDL.extract_info
+    real = fetch._in_child
 
-    def refuse_ranges(self, url, *args, **kwargs):  # what yt-dlp says of a format only its own downloader can fetch
-        if "download_ranges" in self.params:
-            raise DownloadError("ERROR: This format cannot be partially downloaded. Aborting")
-        return real(self, url, *args, **kwargs)
+    def refuse_ranges(job, timeout):  # what yt-dlp says of a format only its own downloader can fetch
+        if job["section"]:
+            return {"error": "ERROR: This format cannot be partially downloaded. Aborting", "retry_after": 0}, ""
+        return real(job, timeout)
 
-    monkeypatch.setattr(YoutubeDL, "extract_info", refuse_ranges)
+    monkeypatch.setattr(fetch, "_in_child", refuse_ranges)
     row = parse_row([GOOD[1], "1", "dog barking", "test"], 1, "test")
     got = open_source(f"url:{server.template}").fetch(row, tmp_path, FetchOptions(backoff=0))
     assert got.window_start == 1.0 and Path(got.path).read_bytes() == server.files[f"{GOOD[1]}.mp4"]

@@ -97,6 +97,8 @@ def test_no_line_of_an_index_stops_the_others(tmp_path):
     assert problems[4].startswith("a line of 200,") and len(rows[3].text) < 300  # the record stays small
     assert 5 in problems
     assert problems[6] == "duplicate of line 1"
+    assert {r.line: r.failure for r in rows if not r.ok} == {2: "bad-index-row", 3: "bad-index-row", 4: "bad-index-row",
+                                                             5: "bad-index-row", 6: "duplicate-row"}
     # The duplicate is recorded once and built once: select keeps the first copy alone as a good row.
     assert [r.line for r in select(str(path), "test", ("train",), (), 0)["train"] if r.ok] == [1]
 
@@ -135,7 +137,14 @@ def test_downloader_messages_map_to_kinds():
             "login-required",
         "ERROR: [generic] x: Unable to download webpage: HTTP Error 404: Not Found (caused by <HTTPError 404>)":
             "unavailable",
-        "ERROR: Unable to download webpage: HTTP Error 429: Too Many Requests": "bot-check",
+        "ERROR: Unable to download webpage: HTTP Error 429: Too Many Requests": "rate-limited",
+        "ERROR: [generic] x: Unable to download webpage: HTTP Error 403: Forbidden": "forbidden",
+        "ERROR: ffmpeg exited with code 1\nhttp://m/x.mp4: Server returned 403 Forbidden (access denied)": "forbidden",
+        "ERROR: Unsupported URL: http://m/x.mp4\nhttp://m/x.mp4: HTTP 200, a page asking to confirm the client is "
+        "not a bot": "bot-check",
+        "ERROR: Did not get any data blocks": "empty",
+        "ERROR: [download] Got error: 27738 bytes read, 27739 more expected. Giving up after 3 retries": "partial",
+        "ERROR: ffmpeg exited with code 1\n[http] Stream ends prematurely at 27738, should be 55477": "partial",
         "ERROR: Unable to download webpage: <urlopen error [Errno 111] Connection refused>": "network",
         "ERROR: unable to download video data: HTTP Error 503: Service Unavailable": "network",
         "ERROR: ffmpeg exited with code 1": "decode-error",
@@ -220,8 +229,9 @@ def test_command_line_makes_the_config_and_fetch_options_do_not_change_the_datas
     assert tuned.run_config()["proxy"] == "http://u:secret@p:1"  # the workers still get it
     assert VggConfig(**tuned.run_config()) == tuned.config
     runtime = {f.name for f in VggConfig.__dataclass_fields__.values() if f.metadata.get("runtime")}
-    assert runtime == {"cookies", "proxy", "rate_limit", "sleep", "retries", "backoff", "socket_timeout", "threads",
-                       "caption_batch"}
+    assert runtime == {"cookies", "proxy", "rate_limit", "sleep", "retries", "backoff", "socket_timeout",
+                       "clip_timeout", "threads", "caption_batch"}
+    assert _config("--index", "i.csv", "--clip-timeout", "2.5").fetch_options().clip_timeout == 2.5
     with pytest.raises(ValueError, match="unknown VGGSound classes"):
         VggConfig(index="i.csv", classes=("dog barkin",))
     with pytest.raises(SystemExit):  # --media-dir is --source dir:DIR: one or the other
