@@ -9,16 +9,20 @@ from pathlib import Path
 
 from polymodal.benchmarks.provenance import code_version, hardware
 from polymodal.benchmarks.tasks.base import Evaluation, Task
+from polymodal.builders.core.tarshards import write_atomic
 from polymodal.leaderboard.schema import SCHEMA_VERSION, validate_result
 
 
 def make_result(task: Task, manifest: dict, card: dict, evaluation: Evaluation, seed: int, device: str,
-                wall_time_s: float) -> dict:
+                wall_time_s: float, verified: bool) -> dict:
+    """`verified`: whether the shards trained and scored on were checked against the manifest (not with
+    --no-verify)."""
     result = {
         "schema_version": SCHEMA_VERSION,
         "task": {"name": task.name, "version": task.version},
         "dataset": {
             "id": manifest["dataset_id"],
+            "content_digest": manifest["content_digest"],
             "builder": manifest["builder"],
             "builder_version": manifest["builder_version"],
             "label": task.dataset_label(manifest),
@@ -28,6 +32,7 @@ def make_result(task: Task, manifest: dict, card: dict, evaluation: Evaluation, 
         "metrics": evaluation.metrics,
         "primary_metric": task.primary_metric,
         "references": evaluation.references,
+        "verified": verified,
         "seed": seed,
         "code_version": code_version(),
         "hardware": hardware(device),
@@ -45,5 +50,5 @@ def make_result(task: Task, manifest: dict, card: dict, evaluation: Evaluation, 
 
 def write_result(result: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())  # never a half file
     return path

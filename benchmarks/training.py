@@ -16,7 +16,9 @@ Resuming from it continues bit for bit where the run stopped.
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from safetensors.torch import load_model, save_model
 
 from polymodal.baselines.distributed import gather_with_grad
 from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.builders.core.tarshards import write_atomic
 from polymodal.progress import progress_bar
 
 VAL_SEED_OFFSET = 1_000_003  # validation draws its own fixed negatives, so epochs compare fairly
@@ -43,7 +46,7 @@ class Placement:
     world: int = 1
 
     @classmethod
-    def detect(cls) -> "Placement":
+    def detect(cls) -> Placement:
         """CUDA when present; the rank and world size of an initialised process group (torchrun)."""
         if dist.is_available() and dist.is_initialized():
             rank, world = dist.get_rank(), dist.get_world_size()
@@ -208,19 +211,23 @@ def _checkpoint(run_dir: Path, model, optimizer, generator: torch.Generator, sta
         save_model(model, str(run_dir / BEST))
     blob = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(), "progress": {**state, "last": last}}
-    torch.save(blob, run_dir / f"{STATE}.tmp")
-    (run_dir / f"{STATE}.tmp").replace(run_dir / STATE)
+    state_bytes = io.BytesIO()
+    torch.save(blob, state_bytes)
+    write_atomic(run_dir / STATE, state_bytes.getvalue())
     for old in run_dir.glob("epoch-*.safetensors"):
         if old.name != last:
             old.unlink()
     # The log is rewritten from the state, so a resumed run never repeats or loses a line.
     log = "".join(json.dumps(record) + "\n" for record in state["log"])
-    (run_dir / f"{LOG}.tmp").write_text(log)
-    (run_dir / f"{LOG}.tmp").replace(run_dir / LOG)
+    write_atomic(run_dir / LOG, log.encode())
 
 
 def _restore(run_dir: Path, model, optimizer, generator: torch.Generator) -> dict:
-    blob = torch.load(run_dir / STATE, weights_only=True)  # never unpickle arbitrary objects
+    try:
+        blob = torch.load(run_dir / STATE, weights_only=True)  # never unpickle arbitrary objects
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # torch's messages run to many lines
+        raise SystemExit(f"{run_dir / STATE} is no checkpoint to resume from ({type(err).__name__}); start the "
+                         "run again with --overwrite") from None
     load_model(model, str(run_dir / blob["progress"]["last"]))
     optimizer.load_state_dict(blob["optimizer"])
     generator.set_state(blob["generator"])

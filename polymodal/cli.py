@@ -43,6 +43,10 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     _configure_output(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    if getattr(args, "no_verify", False):
+        from polymodal.benchmarks.data import skip_verification
+
+        skip_verification()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -4,16 +4,20 @@ For each objective, every rank embeds its half of one global batch through
 DDP, gathers all embeddings with gradient and takes the loss over its own
 rows. Rank 0 then repeats the step in one process on the whole batch and
 writes the largest differences in loss and gradient to the JSON path given.
+It does the same for the validation loss of splits that do not fill the
+global batches: smaller than one, and one and a half.
 """
 
 import json
 import sys
+from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
 
 from polymodal.baselines.distributed import gather_with_grad
 from polymodal.baselines.models import MODELS
+from polymodal.benchmarks.training import Placement, mean_loss
 
 INPUTS = {"a": 6, "b": 6, "c": 6}
 N = 32  # global batch
@@ -58,9 +62,18 @@ def main(out_path):
                 "grad": max((grads[k] - p.grad).abs().max().item() for k, p in reference.named_parameters()),
                 "grad_norm": sum(p.grad.norm().item() for p in reference.parameters()),
             }
+    report["val"] = {}
+    for n in (N // 2, N + N // 2):
+        model, _ = model_and_batch("symile", {})
+        val = {m: torch.randn(n, d, generator=torch.Generator().manual_seed(n)) for m, d in INPUTS.items()}
+        two = mean_loss(model, val, N, 0, Placement(torch.device("cpu"), rank, world), nullcontext())
+        if rank == 0:
+            one = mean_loss(model, val, N, 0, Placement(torch.device("cpu")), nullcontext())
+            report["val"][n] = {"two": two, "one": one}
     if rank == 0:
         with open(out_path, "w") as f:
             json.dump(report, f)
+    dist.barrier()  # rank 1 would otherwise tear down gloo while rank 0 still scores alone, and can hang at exit
     dist.destroy_process_group()
 
 

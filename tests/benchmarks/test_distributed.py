@@ -24,10 +24,15 @@ def test_two_ranks_equal_one_process_for_every_loss(tmp_path):
     subprocess.run([*TORCHRUN, str(ROOT / "tests" / "benchmarks" / "ddp_worker.py"), str(out)], check=True, cwd=ROOT, env=_env(),
                    capture_output=True, timeout=300)
     report = json.loads(out.read_text())
+    val = report.pop("val")
     assert set(report) == {"clip", "symile-n", "symile-n2"}
     for label, diff in report.items():
         assert diff["grad_norm"] > 1e-3, label  # the comparison is not between zeros
         assert diff["loss"] < 1e-5 and diff["grad"] < 1e-5, (label, diff)
+    # Validation splits of 16 and 48 rows in global batches of 32: each row counts once on two ranks, as in one.
+    assert set(val) == {"16", "48"}
+    for n, loss in val.items():
+        assert loss["one"] > 0 and loss["two"] == pytest.approx(loss["one"], abs=1e-6), (n, loss)
 
 
 @pytest.fixture(scope="module")
