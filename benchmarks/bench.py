@@ -14,6 +14,7 @@ from polymodal.builders import BUILDERS
 from polymodal.builders.core.runner import build
 from polymodal.leaderboard.aggregate import build_leaderboard, write_leaderboard
 from polymodal.leaderboard.report import format_table, write_report
+from polymodal.leaderboard.site import write_site
 
 QUICKSTART = {"task": "xor", "models": ["clip", "symile"], "dataset_args": ["--p-hat", "0,0.5,1", "--dim", "5"]}
 
@@ -46,18 +47,19 @@ def bench(task_name: str, models: list[str], out: Path, dataset_args: list[str],
             run = out / "runs" / task.name / folder / folder_name(spec)
             if not (run / RESULT).is_file():
                 print(f"== {task.name} [{folder}] {spec}", flush=True)
-                train_run(task.name, spec, data, run, train, progress=progress)
-                evaluate_run(run)
+                train_run(task.name, spec, data, run, train, progress=progress, resume=True)
+                evaluate_run(run, trust_code=True)  # the models are the ones this bench was asked to run
             result = json.loads((run / RESULT).read_text())
             write_result(result, out / "results" / task.name / folder / f"{folder_name(spec)}.json")
             print_metrics(result)
     board = build_leaderboard(out / "results")
     write_leaderboard(board, out / "leaderboard.json")
     report = write_report(board, out / "report")
+    site = write_site(board, out / "site")
     for key in board["tasks"]:
         print()
         print(format_table(board, key))
-    print(f"\nleaderboard: {out / 'leaderboard.json'}\nreport: {report}")
+    print(f"\nleaderboard: {out / 'leaderboard.json'}\nreport: {report}\nsite: {site} (open it in a browser)")
     return board
 
 

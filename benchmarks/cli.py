@@ -23,6 +23,7 @@ def add_commands(subparsers) -> None:
     from polymodal.benchmarks.feature_cache import CACHE_ENV, DEFAULT_CACHE
     from polymodal.benchmarks.tasks import TASKS
     from polymodal.builders.core.manifest import MANIFEST
+    from polymodal.leaderboard.suites import load_suites
 
     dataset = folder(MANIFEST, "a dataset built by `polymodal build`")
 
@@ -43,6 +44,9 @@ def add_commands(subparsers) -> None:
     )
     evaluate.add_argument("run", type=folder(), help="run folder written by `polymodal train`")
     evaluate.add_argument("--out", type=Path, help="where to write the result (default RUN/result.json)")
+    evaluate.add_argument("--trust-code", action="store_true", help="import the model class RUN names when it is "
+                          "not a registered model; that runs its code, so only for a folder whose source you trust")
+    _add_no_verify(evaluate)
     evaluate.set_defaults(func=_eval)
 
     submit = subparsers.add_parser(
@@ -53,7 +57,8 @@ def add_commands(subparsers) -> None:
     )
     _add_run_arguments(submit, tasks, dataset)
     submit.add_argument("--card", type=_card, required=True, help="JSON model card (name, revision, license, training_data)")
-    submit.add_argument("--results", type=out_folder, help="also copy the result file into this folder")
+    submit.add_argument("--results", type=out_folder, help="also write the result and the model card into this "
+                        "results folder, as RESULTS/<task>/<model>/<revision>.<dataset_id>.json and .card.json")
     submit.set_defaults(func=_submit)
 
     bench = subparsers.add_parser(
@@ -63,10 +68,14 @@ def add_commands(subparsers) -> None:
         "Options after the known ones are the task's dataset options, as for `polymodal build TASK` "
         "(e.g. --p-hat 0,0.5,1 for xor; --languages 2,5 for symile-m3).",
     )
-    bench.add_argument("--task", choices=tasks, required=True, help="task to run")
+    which = bench.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", choices=tasks, help="task to run")
+    which.add_argument("--suite", choices=sorted(load_suites()), help="every task of a versioned suite, on its official "
+                       "datasets (leaderboard/suites.json); takes no dataset options")
     bench.add_argument("--models", type=_models, default="clip,symile", help="comma-separated model names or module:Class specs (default %(default)s)")
     bench.add_argument("--out", type=out_folder, required=True, help="benchmark folder")
     _add_common(bench)
+    _add_no_verify(bench)
     bench.set_defaults(func=_bench, accepts_extra=True)
 
     featurize = subparsers.add_parser(
@@ -86,6 +95,7 @@ def add_commands(subparsers) -> None:
                            "preprocess shards (default %(default)s; 0: in the main process)")
     featurize.add_argument("--seed", type=integer(low=0), default=0, help="seed of the shard shuffle; the cache is the same for any seed")
     featurize.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_no_verify(featurize)
     featurize.set_defaults(func=_featurize)
 
     quick = subparsers.add_parser(
@@ -104,6 +114,11 @@ def _add_common(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _add_no_verify(parser) -> None:
+    parser.add_argument("--no-verify", action="store_true", help="use the dataset without checking its shards against "
+                        "its manifest; the result file says so")
+
+
 def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--task", choices=tasks, required=True, help="task whose protocol to follow")
     parser.add_argument("--model", type=_model, required=True, help="a registered model (clip, symile) or module:Class")
@@ -117,8 +132,11 @@ def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--seed", type=integer(low=0), default=0, help="training seed (default %(default)s)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the encoders")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
-    parser.add_argument("--resume", action="store_true", help="continue this run from its last checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run OUT holds, from its last checkpoint; "
+                        "only with the same settings")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run OUT holds, its result included")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_no_verify(parser)
 
 
 def _model(text: str) -> str:
@@ -208,7 +226,8 @@ def _train(args) -> int:
     _check_run(args)
     _join_torchrun()
     record = train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
-                       model_config=args.model_config, progress=not args.no_progress, resume=args.resume)
+                       model_config=args.model_config, progress=not args.no_progress, resume=args.resume,
+                       overwrite=args.overwrite)
     s = record["summary"]
     if int(os.environ.get("RANK", 0)) != 0:
         return 0
@@ -231,23 +250,24 @@ def _eval(args) -> int:
     from polymodal.benchmarks.bench import print_metrics
     from polymodal.benchmarks.runs import evaluate_run
 
-    print_metrics(evaluate_run(args.run, args.out))
+    print_metrics(evaluate_run(args.run, args.out, trust_code=args.trust_code))
     return 0
 
 
 def _submit(args) -> int:
-    from polymodal.benchmarks.bench import folder_name, print_metrics
+    from polymodal.benchmarks.bench import print_metrics
     from polymodal.benchmarks.runs import RESULT, evaluate_run, train_run
 
     _check_run(args)
     train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
-              model_config=args.model_config, card=args.card, progress=not args.no_progress, resume=args.resume)
-    result = evaluate_run(args.out)
+              model_config=args.model_config, card=args.card, progress=not args.no_progress, resume=args.resume,
+              overwrite=args.overwrite)
+    result = evaluate_run(args.out, trust_code=True)  # the model is the one this command named
     print_metrics(result)
     if args.results:
-        from polymodal.benchmarks.results import write_result
+        from polymodal.leaderboard.submission import write_submission
 
-        write_result(result, args.results / f"{folder_name(result['model']['name'])}-{result['dataset']['id']}.json")
+        print(f"submission: {write_submission(result, args.results)}")
     print(f"result: {args.out / RESULT}")
     return 0
 
@@ -255,9 +275,17 @@ def _submit(args) -> int:
 def _bench(args) -> int:
     from polymodal.benchmarks.bench import bench
     from polymodal.benchmarks.tasks import load_task
+    from polymodal.leaderboard.suites import load_suites
 
-    _check_bench(load_task(args.task), args.extra)
-    bench(args.task, args.models, args.out, args.extra, seed=args.seed, workers=args.workers, progress=not args.no_progress)
+    if args.suite and args.extra:
+        raise SystemExit(f"--suite {args.suite} fixes its datasets; drop {' '.join(args.extra)}")
+    runs = [(t["task"], t["bench_args"]) for t in load_suites()[args.suite]["tasks"]] if args.suite else \
+        [(args.task, args.extra)]
+    for task, dataset_args in runs:
+        _check_bench(load_task(task), dataset_args)
+    for task, dataset_args in runs:
+        bench(task, args.models, args.out, dataset_args, seed=args.seed, workers=args.workers,
+              progress=not args.no_progress)
     return 0
 
 

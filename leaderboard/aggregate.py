@@ -1,64 +1,71 @@
-"""Turning a directory of result files into one ranked leaderboard.
+"""Turning a folder of result files into one leaderboard.
 
-Every file is judged on its own: a bad one is listed under "rejected" and the
-rest still make the board. The output depends only on the files' contents and
-their paths relative to the results directory, so rebuilding it is repeatable.
+Every file is judged on its own: a bad one is listed under "rejected" with its
+reason and the rest still make the board. The output depends only on the
+files' contents and their paths relative to the results folder (and on which
+`created` dates lie in the future), so rebuilding it is repeatable.
+
+Which datasets rank a task: the official ones of the suites naming that task
+version, where any were run; otherwise those that at least two models ran
+(a dataset only one model ran compares nothing), or every one if there is a
+single model. The other datasets are shown beside, unranked.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from polymodal.leaderboard.declarations import task_declaration
+from polymodal.leaderboard.identity import (
+    dataset_key,
+    dataset_labels,
+    model_key,
+    model_labels,
+    reserved_name_problem,
+    slug,
+)
+from polymodal.leaderboard.ranking import GROUPS, rank
+from polymodal.leaderboard.scan import BOARD_FILENAME, scan
 from polymodal.leaderboard.schema import ResultError, load_result, parse_created
+from polymodal.leaderboard.suites import load_suites, official_ids, rank_suite, suite_of
+from polymodal.leaderboard.uncertainty import score_interval
 
-BOARD_VERSION = 1
-BOARD_FILENAME = "leaderboard.json"  # skipped while scanning: it may sit among the results
+BOARD_VERSION = 2
+__all__ = ["BOARD_FILENAME", "build_leaderboard", "read_leaderboard", "task_key", "write_leaderboard"]
 
-Result = tuple[str, dict[str, Any]]  # (path relative to the results directory, parsed result)
+Result = tuple[str, dict[str, Any]]  # (path relative to the results folder, parsed result)
 
 
 def build_leaderboard(results_dir: str | Path) -> dict[str, Any]:
-    """Scan `results_dir/**/*.json` and rank the models of every task version."""
+    """Scan `results_dir` for result files and rank the models of every task version and suite."""
     root = Path(results_dir)
     if not root.is_dir():
         raise NotADirectoryError(f"results directory {root} does not exist or is not a directory")
-    paths = sorted(path for path in root.rglob("*.json") if path.name != BOARD_FILENAME)
-    accepted: list[Result] = []
-    rejected: list[dict[str, str]] = []
-    for path in paths:
-        relative = path.relative_to(root).as_posix()
-        try:
-            accepted.append((relative, load_result(path)))
-        except ResultError as exc:
-            rejected.append({"path": relative, "reason": exc.reason})
+    found, skipped = scan(root)
+    accepted, rejected = _read(found)
+    kept, superseded = _newest(accepted)
+    cards = {model_key(r["model"]): r["model"] for _, r in _oldest_first(kept)}
+    labels = model_labels(cards)
+    datasets = _datasets(kept)
     by_task: dict[str, list[Result]] = defaultdict(list)
-    for relative, result in accepted:
+    for relative, result in kept:
         by_task[task_key(result)].append((relative, result))
-    tasks: dict[str, Any] = {}
-    superseded: list[dict[str, str]] = []
-    for key, results in by_task.items():
-        primary = _agreed_primary_metric(results)
-        agreeing = []
-        for relative, result in results:
-            if result["primary_metric"] == primary:
-                agreeing.append((relative, result))
-            else:
-                rejected.append({"path": relative, "reason": (
-                    f"primary_metric {result['primary_metric']!r} disagrees with {primary!r}, "
-                    f"which the other {key} results use")})
-        kept, dropped = _newest_per_model_and_dataset(agreeing)
-        superseded.extend(dropped)
-        tasks[key] = _rank_task(kept, primary)
+    tasks = {key: _task(key, results, datasets, labels) for key, results in sorted(by_task.items())}
     return {
         "schema_version": BOARD_VERSION,
-        "results_scanned": len(paths),
+        "results_scanned": len(found),
+        "skipped": skipped,
         "rejected": sorted(rejected, key=lambda item: item["path"]),
         "superseded": sorted(superseded, key=lambda item: item["path"]),
+        "models": {key: {"key": key, "label": labels[key], "slug": slug(labels[key], key), "card": card}
+                   for key, card in sorted(cards.items())},
+        "datasets": datasets,
         "tasks": tasks,
+        "suites": {name: _suite(name, kept, labels) for name in sorted(load_suites())},
+        "groups": GROUPS,
     }
 
 
@@ -87,84 +94,125 @@ def read_leaderboard(path: str | Path) -> dict[str, Any]:
     return board
 
 
-def _agreed_primary_metric(results: list[Result]) -> str:
-    # One metric per task version; the majority decides, ties go to the first name.
-    counts = Counter(result["primary_metric"] for _, result in results)
-    return max(sorted(counts), key=counts.__getitem__)
+def _read(found) -> tuple[list[Result], list[dict[str, str]]]:
+    accepted, rejected = [], []
+    for item in found:
+        if item.outside:
+            rejected.append({"path": item.relative, "reason": "a symbolic link out of the results folder: not followed"})
+            continue
+        try:
+            result = load_result(item.path)
+        except ResultError as exc:
+            rejected.append({"path": item.relative, "reason": exc.reason})
+            continue
+        problem = reserved_name_problem(result["model"])
+        if problem:
+            rejected.append({"path": item.relative, "reason": problem})
+        else:
+            accepted.append((item.relative, result))
+    return accepted, rejected
 
 
-def _newest_per_model_and_dataset(results: list[Result]) -> tuple[list[Result], list[dict[str, str]]]:
-    groups: dict[tuple[str, str], list[Result]] = defaultdict(list)
-    for relative, result in results:
-        groups[result["model"]["name"], result["dataset"]["id"]].append((relative, result))
-    kept, dropped = [], []
-    for group in groups.values():
-        # Newest first; equal timestamps fall back to the path so the choice is stable.
-        group.sort(key=lambda item: (parse_created(item[1]["created"]), item[0]), reverse=True)
-        kept.append(group[0])
-        dropped.extend({"path": relative, "superseded_by": group[0][0]} for relative, _ in group[1:])
+def _oldest_first(results: list[Result]) -> list[Result]:
+    # Equal timestamps fall back to the path, so every "newest" choice is stable.
+    return sorted(results, key=lambda item: (parse_created(item[1]["created"]), item[0]))
+
+
+def _newest(results: list[Result]) -> tuple[list[Result], list[dict[str, str]]]:
+    """One result per (task version, model, dataset): the newest; the others are superseded."""
+    groups: dict[tuple[str, str, str], list[Result]] = defaultdict(list)
+    for item in _oldest_first(results):
+        result = item[1]
+        groups[task_key(result), model_key(result["model"]), dataset_key(result["dataset"])].append(item)
+    kept = [group[-1] for group in groups.values()]
+    dropped = [{"path": relative, "superseded_by": group[-1][0]} for group in groups.values() for relative, _ in group[:-1]]
     return kept, dropped
 
 
-def _rank_task(results: list[Result], primary: str) -> dict[str, Any]:
-    name, version = results[0][1]["task"]["name"], results[0][1]["task"]["version"]
-    datasets = _datasets(results)
-    per_model: dict[str, list[Result]] = defaultdict(list)
+def _datasets(results: list[Result]) -> dict[str, dict[str, Any]]:
+    """Every dataset on the board by key, described as its newest result describes it."""
+    described: dict[str, dict[str, Any]] = {}
+    for _, result in _oldest_first(results):
+        dataset, key = result["dataset"], dataset_key(result["dataset"])
+        official = suite_of(task_key(result), dataset["id"])
+        described[key] = {"key": key, "id": dataset["id"], "content_digest": dataset.get("content_digest"),
+                          "builder": dataset["builder"], "builder_version": dataset["builder_version"],
+                          "label": dataset["label"], "params": dataset["params"],
+                          "references": result.get("references", {}), "task": task_key(result),
+                          "suite": official and official["suite"], "command": official and official["command"]}
+    labels = dataset_labels(described)
+    for key, dataset in described.items():
+        dataset["label"] = labels[key]
+        dataset["slug"] = slug(labels[key], key)
+    return dict(sorted(described.items()))
+
+
+def _task(key: str, results: list[Result], datasets: dict[str, dict[str, Any]], labels: dict[str, str]) -> dict:
+    declaration = task_declaration(key)  # every accepted result's task is declared
+    primary = declaration.primary_metric
+    scores: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # model -> dataset -> primary metric
+    every: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # model -> dataset -> {metric: shown}
+    paths: dict[str, dict[str, str]] = defaultdict(dict)  # model -> dataset -> result file
     for relative, result in results:
-        per_model[result["model"]["name"]].append((relative, result))
-    entries = [_entry(model, runs, primary, len(datasets)) for model, runs in per_model.items()]
-    entries.sort(key=lambda entry: (-entry["score"], entry["model"]))
-    for rank, entry in enumerate(entries, start=1):
-        entry["rank"] = rank
-    return {"name": name, "version": version, "primary_metric": primary, "datasets": datasets, "entries": entries,
-            "plot": _plot(results)}
+        model, dataset = model_key(result["model"]), dataset_key(result["dataset"])
+        scores[model][dataset] = result["metrics"][primary]
+        every[model][dataset] = {name: _shown(metric) for name, metric in sorted(result["metrics"].items())}
+        paths[model][dataset] = relative
+    columns = _ranking_columns(key, scores, datasets)
+    ranked, partial = rank(scores, columns, labels, declaration.metric(primary).higher_is_better is not False)
+    for entry in ranked + partial:
+        entry["scores"] = every[entry["model_key"]]
+        entry["results"] = dict(sorted(paths[entry["model_key"]].items()))
+    others = sorted({d for by_dataset in scores.values() for d in by_dataset} - set(columns), key=_order(datasets))
+    return {
+        "name": declaration.name,
+        "version": declaration.version,
+        "primary_metric": primary,
+        "metrics": [m.as_json() for m in declaration.metrics],
+        "references": {name: vars(ref) for name, ref in declaration.references.items()},
+        "datasets": [datasets[d] for d in columns],
+        "other_datasets": [datasets[d] for d in others],
+        "entries": ranked,
+        "partial": partial,
+        "plot": _oldest_first(results)[-1][1].get("plot"),  # as the newest result declares it
+    }
 
 
-def _datasets(results: list[Result]) -> list[dict[str, Any]]:
-    # Describe each dataset as its newest result does, should older ones disagree.
-    newest: dict[str, dict[str, Any]] = {}
-    for _, result in sorted(results, key=lambda item: (parse_created(item[1]["created"]), item[0])):
-        newest[result["dataset"]["id"]] = result
-    datasets = [
-        {
-            "id": dataset_id,
-            "label": result["dataset"]["label"],
-            "params": result["dataset"]["params"],
-            "references": result.get("references", {}),
-        }
-        for dataset_id, result in newest.items()
-    ]
-    return sorted(datasets, key=lambda d: (_params_order(d["params"]), d["label"], d["id"]))
+def _shown(metric: dict[str, Any]) -> dict[str, Any]:
+    """What the board keeps of a metric: the numbers and an interval, not the outcomes behind them."""
+    return {"value": metric["value"], "stderr": metric.get("stderr"), "n": metric.get("n"),
+            "interval": score_interval([metric]).as_json()}
 
 
-def _plot(results: list[Result]) -> dict[str, str] | None:
-    # The task's own plot declaration, as its newest result states it; None: the task draws none.
-    newest = max(results, key=lambda item: (parse_created(item[1]["created"]), item[0]))
-    return newest[1].get("plot")
+def _ranking_columns(key: str, scores: dict[str, dict[str, Any]], datasets: dict[str, dict[str, Any]]) -> list[str]:
+    ran = {d for by_dataset in scores.values() for d in by_dataset}
+    official = {d for d in ran if datasets[d]["id"] in official_ids(key)}
+    if official:
+        columns = official
+    elif len(scores) > 1:
+        columns = {d for d in ran if sum(d in by_dataset for by_dataset in scores.values()) >= 2}
+    else:
+        columns = ran
+    return sorted(columns, key=_order(datasets))
 
 
-def _params_order(params: dict[str, Any]) -> tuple:
-    # Numbers compare as numbers (p_hat 0.25 before 0.5 before 1.0), anything else by
-    # its JSON text; the tag keeps values of different kinds from being compared.
+def _order(datasets: dict[str, dict[str, Any]]):
+    # Numbers compare as numbers (p_hat 0.25 before 0.5 before 1.0), anything else by its JSON text.
     def value_order(value: Any) -> tuple:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return (0, value, "")
         return (1, 0, json.dumps(value, sort_keys=True))
 
-    return tuple((key, value_order(value)) for key, value in sorted(params.items()))
+    def order(key: str) -> tuple:
+        dataset = datasets[key]
+        return tuple((k, value_order(v)) for k, v in sorted(dataset["params"].items())), dataset["label"], key
+
+    return order
 
 
-def _entry(model: str, runs: Iterable[Result], primary: str, total_datasets: int) -> dict[str, Any]:
-    scores, paths = {}, []
-    for relative, result in runs:
-        metric = result["metrics"][primary]
-        scores[result["dataset"]["id"]] = {"value": metric["value"], "stderr": metric.get("stderr")}
-        paths.append(relative)
-    return {
-        "model": model,
-        # Mean over the datasets the model was run on; coverage says how many that was.
-        "score": math.fsum(score["value"] for score in scores.values()) / len(scores),
-        "coverage": len(scores) / total_datasets,
-        "scores": scores,
-        "results": sorted(paths),
-    }
+def _suite(name: str, results: list[Result], labels: dict[str, str]) -> dict[str, Any]:
+    per_task: dict[str, dict[str, dict[str, Any]]] = defaultdict(lambda: defaultdict(dict))
+    for _, result in results:
+        primary = result["metrics"][result["primary_metric"]]
+        per_task[task_key(result)][model_key(result["model"])][result["dataset"]["id"]] = primary
+    return rank_suite(name, per_task, labels)

@@ -1,4 +1,9 @@
-"""Command line: `polymodal leaderboard build|report` and `python -m leaderboard build|report`."""
+"""Command line: `polymodal leaderboard build|report|site|check` (also `python -m polymodal.leaderboard ...`).
+
+Whatever these print from a result file (paths, names, reasons) goes through
+text.safe or text.markdown first: a file name cannot send escape sequences
+to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +12,44 @@ import sys
 from pathlib import Path
 
 from polymodal.leaderboard.aggregate import BOARD_FILENAME, build_leaderboard, read_leaderboard, write_leaderboard
+from polymodal.leaderboard.text import safe
 
 DESCRIPTION = (
     "Rank models from benchmark result files. `build` validates every result JSON under a "
     "directory and aggregates them into leaderboard.json; `report` renders that file as "
-    "report.md with one ranked table (and, where the task has one, a plot) per task."
+    "report.md with one ranked table (and, where the task has one, a plot) per task; `site` writes a static "
+    "HTML site; `check` is what a results repository's CI runs on a pull request."
 )
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register `leaderboard` (with `build` and `report` under it) on a parent CLI."""
+    """Register `leaderboard` (with its sub-commands) on a parent CLI."""
     parser = subparsers.add_parser(
-        "leaderboard", help="build and report the leaderboard from result files", description=DESCRIPTION
+        "leaderboard", help="build, report and publish the leaderboard from result files", description=DESCRIPTION
     )
     _add_subcommands(parser)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leaderboard", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="python -m polymodal.leaderboard", description=DESCRIPTION)
     _add_subcommands(parser)
     args = parser.parse_args(argv)
     return args.func(args)
 
 
 def _add_subcommands(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="leaderboard_command", required=True, metavar="{build,report}")
+    commands = parser.add_subparsers(dest="leaderboard_command", required=True, metavar="{build,report,site,check}")
     build = commands.add_parser(
         "build",
         help="validate result files and aggregate them into leaderboard.json",
         description=(
-            "Scan DIR recursively for *.json result files (skipping any leaderboard.json), validate "
-            "each against the result schema, keep the newest of duplicate (model, task, dataset) "
-            "results and rank models per task version by their mean primary metric. Invalid files "
+            "Scan DIR recursively for result files (other JSON, such as manifests and run files, is skipped), "
+            "validate each against the result schema and its task's metric declarations, keep the newest of "
+            "duplicate (task, model, dataset) results, and rank models per task version and suite. Invalid files "
             "are reported on stderr as `path: reason` and listed in the output; they never stop the build."
         ),
     )
-    build.add_argument("--results", required=True, type=Path, metavar="DIR",
-                       help="directory holding result JSON files, searched recursively")
+    _add_results(build)
     build.add_argument("--out", type=Path, default=Path(BOARD_FILENAME), metavar="FILE",
                        help=f"where to write the aggregated leaderboard (default: ./{BOARD_FILENAME})")
     build.add_argument("--strict", action="store_true",
@@ -53,9 +59,9 @@ def _add_subcommands(parser: argparse.ArgumentParser) -> None:
         "report",
         help="render leaderboard.json as report.md plus plots, and print the tables",
         description=(
-            "Write DIR/report.md with one ranked Markdown table per task (rank, model, score, then "
-            "value ± stderr per dataset), a plot per task that has one (e.g. xor.png), and the list "
-            "of rejected files; print the tables to stdout."
+            "Write DIR/report.md with the suites' rankings and one ranked Markdown table per task (rank, rank "
+            "group, model, score with its 95%% interval, then each dataset), a plot per task that has one (e.g. "
+            "xor.png), and the list of rejected files; print the tables to stdout."
         ),
     )
     report.add_argument("--leaderboard", type=Path, default=Path(BOARD_FILENAME), metavar="FILE",
@@ -63,36 +69,90 @@ def _add_subcommands(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="directory for report.md and the plots (created if missing)")
     report.set_defaults(func=_report)
+    site = commands.add_parser(
+        "site", help="write the leaderboard as a static HTML site",
+        description="Build the board from DIR and write a static site to SITE: a page per suite, task, model and "
+        "dataset, with sortable tables, filters, a column picker, SVG plots and a CSV per table. It needs no server "
+        "and no network: open SITE/index.html from the file system.",
+    )
+    _add_results(site)
+    site.add_argument("--out", required=True, type=Path, metavar="SITE", help="folder to write the site into")
+    site.set_defaults(func=_site)
+    check = commands.add_parser(
+        "check", help="check submitted results as a results repository's CI would",
+        description="Validate every result file under DIR (exit 1 if any is rejected), and flag results whose "
+        "datasets belong to no suite and results whose card names the dataset they were scored on as training "
+        "data (they are not zero-shot).",
+    )
+    _add_results(check, positional=True)
+    check.set_defaults(func=_check)
+
+
+def _add_results(parser: argparse.ArgumentParser, positional: bool = False) -> None:
+    help = "folder holding result JSON files, searched recursively"
+    if positional:
+        parser.add_argument("results", type=Path, metavar="DIR", help=help)
+    else:
+        parser.add_argument("--results", required=True, type=Path, metavar="DIR", help=help)
+
+
+def _board(results: Path) -> dict | None:
+    try:
+        return build_leaderboard(results)
+    except NotADirectoryError as exc:
+        print(f"error: {safe(exc)}", file=sys.stderr)
+        return None
+
+
+def _print_rejections(board: dict, results: Path) -> None:
+    for item in board["rejected"]:
+        print(f"{safe(results / item['path'])}: {safe(item['reason'])}", file=sys.stderr)
 
 
 def _build(args: argparse.Namespace) -> int:
-    try:
-        board = build_leaderboard(args.results)
-    except NotADirectoryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    board = _board(args.results)
+    if board is None:
         return 2
     write_leaderboard(board, args.out)
+    _print_rejections(board, args.results)
     rejected, superseded = board["rejected"], board["superseded"]
-    for item in rejected:
-        print(f"{args.results / item['path']}: {item['reason']}", file=sys.stderr)
     accepted = board["results_scanned"] - len(rejected)
-    print(f"{accepted} accepted ({len(superseded)} superseded by newer duplicates), "
-          f"{len(rejected)} rejected; wrote {args.out}")
+    print(f"{accepted} accepted ({len(superseded)} superseded by newer duplicates), {len(rejected)} rejected, "
+          f"{board['skipped']} other JSON files skipped; wrote {safe(args.out)}")
     return 1 if args.strict and rejected else 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    # Here, not at the top: matplotlib takes most of a second to import and `build` needs none of it.
     from polymodal.leaderboard.report import format_table, write_report
 
     try:
         board = read_leaderboard(args.leaderboard)
     except (OSError, ValueError) as exc:
-        print(f"error: cannot read leaderboard: {exc}", file=sys.stderr)
+        print(f"error: cannot read leaderboard: {safe(exc)}", file=sys.stderr)
         return 2
     path = write_report(board, args.out)
     for key in sorted(board["tasks"]):
-        print(f"\n{key} (primary metric: {board['tasks'][key]['primary_metric']})")
+        print(f"\n{safe(key)} (primary metric: {safe(board['tasks'][key]['primary_metric'])})")
         print(format_table(board, key))
-    print(f"\nwrote {path}")
+    print(f"\nwrote {safe(path)}")
     return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from polymodal.leaderboard.site import write_site
+
+    board = _board(args.results)
+    if board is None:
+        return 2
+    _print_rejections(board, args.results)
+    print(f"site: {safe(write_site(board, args.out))}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from polymodal.leaderboard.submission import check
+
+    board = _board(args.results)
+    if board is None:
+        return 2
+    return check(board, args.results)

@@ -1,47 +1,39 @@
-"""Rendering a leaderboard as Markdown tables and per-task plots."""
+"""Rendering a leaderboard as Markdown (report.md, and the tables `leaderboard report` prints) and PNG plots.
+
+Every string from a result file goes through text.markdown: HTML-escaped,
+control characters stripped, Markdown's table and link syntax escaped.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-# Figure + the Agg canvas directly, not pyplot: no global backend to pick and no
-# display needed, so reports render on headless machines.
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.mathtext import MathTextParser
+from polymodal.leaderboard.plot import plot_data
+from polymodal.leaderboard.text import markdown, plain
 
 MISSING = "—"  # a model that was not run on that dataset
-
-# How the reference levels a result may carry are drawn, and in which order; drawn
-# above the models (zorder) so a model sitting at chance does not hide the chance line.
-REFERENCE_STYLES: dict[str, dict[str, Any]] = {
-    "bayes_bound": {"label": "Bayes bound", "color": "black", "linestyle": "--", "marker": "x", "zorder": 3},
-    "chance": {"label": "chance", "color": "dimgrey", "linestyle": ":", "linewidth": 2, "zorder": 3},
-    "chance_w": {"label": "1/w", "color": "grey", "linestyle": "-.", "zorder": 3},
-}
 
 
 def format_table(board: dict[str, Any], task: str) -> str:
     """The ranked Markdown table of one task (a key of board["tasks"], e.g. "xor@1.0")."""
     info = board["tasks"][task]
-    datasets = info["datasets"]
-    total = len(datasets)
-    lines = [
-        _row(["Rank", "Model", "Score", *(d["label"] for d in datasets)]),
-        _row(["---:", "---", "---:", *("---:" for _ in datasets)]),
-    ]
+    primary = info["primary_metric"]
+    columns = info["datasets"] + info["other_datasets"]
+    header = [d["label"] + ("" if i < len(info["datasets"]) else " (not ranked)") for i, d in enumerate(columns)]
+    lines = [_row(["Rank", "Group", "Model", f"{primary} (95% CI)", *header]),
+             _row(["---:", "---:", "---", "---:", *("---:" for _ in columns)], escape=False)]
     for entry in info["entries"]:
-        covered = len(entry["scores"])
-        score = _number(entry["score"]) + ("" if covered == total else f" ({covered}/{total})")
-        cells = [_score_cell(entry["scores"].get(d["id"])) for d in datasets]
-        lines.append(_row([str(entry["rank"]), entry["model"], score, *cells]))
-    # Reference levels go under the ranking, unranked, so models read against them.
-    names = sorted({name for d in datasets for name in d["references"]})
-    for name in names:
-        cells = [_number(d["references"][name]) if name in d["references"] else MISSING for d in datasets]
-        lines.append(_row(["", f"*{name}*", "", *cells]))
+        lines.append(_row([entry["rank"], entry["group"], entry["model"], _with_interval(entry["score"], entry["interval"]),
+                           *(_cell(entry, d["key"], primary) for d in columns)]))
+    for entry in info["partial"]:
+        ran, total = entry["coverage"]
+        lines.append(_row(["—", "", entry["model"], f"unranked: {ran}/{total} datasets",
+                           *(_cell(entry, d["key"], primary) for d in columns)]))
+    for name, reference in info["references"].items():  # read against, never ranked
+        cells = [_number(d["references"][name]) if name in d["references"] else MISSING for d in columns]
+        if any(cell != MISSING for cell in cells):
+            lines.append(_row(["", "", f"*{markdown(reference['label'])}*", "", *cells], escape=False))
     return "\n".join(lines)
 
 
@@ -53,77 +45,91 @@ def write_report(board: dict[str, Any], out_dir: str | Path) -> Path:
     lines = [
         "# polymodal leaderboard",
         "",
-        f"Built from {board['results_scanned']} result files, {len(board['rejected'])} rejected. "
-        "Score is the mean primary metric over the datasets a model was run on (higher is better); "
-        "(k/n) marks a model run on only k of the n datasets.",
+        (f"Built from {board['results_scanned']} result files, {len(board['rejected'])} rejected "
+         f"({board['skipped']} other JSON files skipped). A model is ranked on a task only with a result on every "
+         "dataset that ranks it; the others are listed below it, unranked, with their coverage. "
+         f"Rank groups: {board['groups']}. Intervals are 95%; each table's notes name the method."),
     ]
+    for name, suite in board["suites"].items():
+        lines += ["", f"## Suite {markdown(name)}", "", markdown(suite["description"]), "", format_suite(suite)]
     for key in sorted(tasks):
         info = tasks[key]
-        lines += ["", f"## {info['name']} (version {info['version']})", "",
-                  f"Primary metric: `{info['primary_metric']}`.", "", format_table(board, key)]
+        lines += ["", f"## {markdown(info['name'])} (version {markdown(info['version'])})", "",
+                  format_table(board, key), "", _methods(info), "", "Metrics:", ""]
+        lines += [f"- `{markdown(m['name'])}` in [{m['low']:g}, {m['high']:g}], {_direction(m)}: {markdown(m['meaning'])}"
+                  for m in info["metrics"]]
+        lines += [f"- *{markdown(r['label'])}* (`{markdown(n)}`): {markdown(r['meaning'])}" for n, r in info["references"].items()]
         image = out_dir / _plot_filename(tasks, key)
-        if info.get("plot") and save_plot(info, image) is not None:
-            lines += ["", f"![{info['name']}: {info['primary_metric']} per model]({image.name})"]
+        if save_plot(info, image) is not None:
+            lines += ["", f"![{markdown(info['name'])}: {markdown(info['primary_metric'])} per model]({image.name})"]
     if board["rejected"]:
         lines += ["", "## Rejected files", ""]
-        lines += [f"- `{item['path']}`: {_cell(item['reason'])}" for item in board["rejected"]]
+        lines += [f"- {markdown(item['path'])}: {markdown(item['reason'])}" for item in board["rejected"]]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report
 
 
-def figure_against(task: dict[str, Any], param: str, symbol: str) -> Figure | None:
-    """Primary metric against the dataset parameter `param` per model, with the reference levels;
-    None if no dataset has a numeric `param`. Datasets that differ in more (say dim) get their own curves."""
-    datasets = {d["id"]: d for d in task["datasets"] if _is_number(d["params"].get(param))}
-    if not datasets:
-        return None
-    groups = {dataset_id: _other_params(d["params"], param) for dataset_id, d in datasets.items()}
-    order = list(dict.fromkeys(groups.values()))  # the table's (numeric) order: dim=5 before dim=10
-    several = len(order) > 1
+def format_suite(suite: dict[str, Any]) -> str:
+    tasks = [f"{t['task']}@{t['version']}" for t in suite["tasks"]]
+    lines = [_row(["Rank", "Model", "Borda", "Mean rank", *(f"{t} rank" for t in tasks)]),
+             _row(["---:", "---", "---:", "---:", *("---:" for _ in tasks)], escape=False)]
+    for entry in suite["entries"]:
+        lines.append(_row([entry["rank"], entry["model"], f"{entry['borda']:g}", f"{entry['mean_rank']:.2f}",
+                           *(entry["task_ranks"][t] for t in tasks)]))
+    for entry in suite["partial"]:
+        ran, total = entry["coverage"]
+        lines.append(_row(["—", entry["model"], f"unranked: {ran}/{total} datasets", "", *("" for _ in tasks)]))
+    if not suite["entries"]:
+        lines.append(_row(["", "no model has a result on every dataset of this suite", "", "", *("" for _ in tasks)]))
+    return "\n".join(lines) + f"\n\nOrdered by {markdown(suite['ordered_by'])}."
 
-    def label(name: str, group: str) -> str:
-        return _plain(f"{name} ({group})" if several else name)
+
+def save_plot(task: dict[str, Any], path: Path) -> Path | None:
+    """The task's plot as a PNG at `path`; None if it has nothing to draw."""
+    data = plot_data(task)
+    if data is None:
+        return None
+    # Here, not at the top: matplotlib takes most of a second to import, and only plots need it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8.5, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    for entry in task["entries"]:
-        curves: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-        for dataset_id, score in entry["scores"].items():
-            if dataset_id in datasets:
-                x = datasets[dataset_id]["params"][param]
-                curves[groups[dataset_id]].append((x, score["value"], score["stderr"] or 0.0))
-        # The rank prefix also keeps a model named "_x" in the legend, which hides "_" labels.
-        name = f"#{entry['rank']} {entry['model']}"
-        for group, points in sorted(curves.items(), key=lambda item: order.index(item[0])):
-            x, y, err = zip(*sorted(points))
-            axes.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label(name, group))
-    for reference, style in REFERENCE_STYLES.items():
-        levels: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for dataset_id, d in datasets.items():
-            if _is_number(d["references"].get(reference)):
-                levels[groups[dataset_id]].append((d["params"][param], d["references"][reference]))
-        for group, points in sorted(levels.items(), key=lambda item: order.index(item[0])):
-            x, y = zip(*sorted(points))
-            axes.plot(x, y, **{**style, "label": label(style["label"], group)})
-    axes.set_xlabel(f"{symbol}  (dataset parameter {param})")
-    axes.set_ylabel(_plain(task["primary_metric"]))
-    title = _plain(f"{task['name']} v{task['version']}: {task['primary_metric']}")
-    axes.set_title(f"{title} vs {symbol} (error bars: ±1 stderr)")
+    for curve in data.curves:
+        x, y, low, high = zip(*curve.points)
+        errors = [[v - lo if lo is not None else 0 for v, lo in zip(y, low)],
+                  [hi - v if hi is not None else 0 for v, hi in zip(y, high)]]
+        axes.errorbar(x, y, yerr=errors, marker="o", capsize=3, label=_plain(curve.label))
+    for level, style in zip(data.levels, LEVEL_STYLES):
+        for i, (start, end, y) in enumerate(level.segments):
+            axes.hlines(y, start, end, label=_plain(level.label) if i == 0 else None, zorder=3, **style)
+    axes.set_xlabel(f"{_mathtext(data.symbol)}  (dataset parameter {_plain(data.x_param)})")
+    axes.set_ylabel(_plain(data.y_label))
+    axes.set_title(_plain(f"{task['name']} v{task['version']}: {task['primary_metric']} (error bars: 95% interval)"))
     axes.grid(True, alpha=0.3)
-    # Outside the axes, so that no number of models covers the curves.
-    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
-    return figure
-
-
-def save_plot(task: dict[str, Any], path: Path) -> Path | None:
-    """The plot the task's results declare (board task "plot": x and symbol) at `path`; None if nothing to draw."""
-    figure = figure_against(task, task["plot"]["x"], _mathtext(task["plot"]["symbol"]))
-    if figure is None:
-        return None
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))  # outside: no curve is hidden
     figure.savefig(path, dpi=120)
     return path
+
+
+# Reference levels in the order a task lists them: dotted, above the models so chance stays visible.
+LEVEL_STYLES = ({"colors": "black", "linestyles": ":", "linewidth": 2},
+                {"colors": "dimgrey", "linestyles": (0, (1, 3)), "linewidth": 2},
+                {"colors": "grey", "linestyles": (0, (3, 2, 1, 2)), "linewidth": 2})
+
+
+def _methods(info: dict[str, Any]) -> str:
+    methods = sorted({e["interval"]["method"] for e in info["entries"]}
+                     | {m["interval"]["method"] for e in info["entries"] + info["partial"]
+                        for by_metric in e["scores"].values() for name, m in by_metric.items()
+                        if name == info["primary_metric"]})
+    return "Intervals: " + "; ".join(markdown(m) for m in methods) + "." if methods else "No intervals."
+
+
+def _direction(metric: dict[str, Any]) -> str:
+    return {True: "higher is better", False: "lower is better", None: "descriptive"}[metric["higher_is_better"]]
 
 
 def _plot_filename(tasks: dict[str, Any], key: str) -> str:
@@ -133,16 +139,15 @@ def _plot_filename(tasks: dict[str, Any], key: str) -> str:
     return f"{name}.png" if versions == 1 else f"{key}.png"
 
 
-def _other_params(params: dict[str, Any], param: str) -> str:
-    return ", ".join(f"{key}={value}" for key, value in sorted(params.items()) if key != param)
+def _cell(entry: dict[str, Any], dataset: str, metric: str) -> str:
+    shown = entry["scores"].get(dataset, {}).get(metric)
+    return MISSING if shown is None else _with_interval(shown["value"], shown["interval"])
 
 
-def _score_cell(score: dict[str, Any] | None) -> str:
-    if score is None:
-        return MISSING
-    if score["stderr"] is None:
-        return _number(score["value"])
-    return f"{_number(score['value'])} ± {_number(score['stderr'])}"
+def _with_interval(value: float, interval: dict[str, Any] | None) -> str:
+    if interval is None or interval["low"] is None:
+        return _number(value)
+    return f"{_number(value)} ({_number(interval['low'])}–{_number(interval['high'])})"
 
 
 def _number(value: float) -> str:
@@ -150,21 +155,14 @@ def _number(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
-
-
-def _cell(text: str) -> str:
-    # A "|" or a line break in a model name or label would split the table.
-    return " ".join(str(text).split()).replace("|", "\\|")
+def _row(cells: list[Any], escape: bool = True) -> str:
+    return "| " + " | ".join(markdown(c) if escape else str(c) for c in cells) + " |"
 
 
 def _mathtext(text: str) -> str:
     # A result file's symbol is drawn as mathtext where it parses, else as plain text, never failing the report.
+    from matplotlib.mathtext import MathTextParser
+
     try:
         MathTextParser("path").parse(text)
     except ValueError:
@@ -173,5 +171,6 @@ def _mathtext(text: str) -> str:
 
 
 def _plain(text: str) -> str:
-    # matplotlib reads text between two "$" as LaTeX, which may fail to parse.
-    return text.replace("$", r"\$")
+    # matplotlib reads text between two "$" as LaTeX, which may fail to parse; it also warns about, and so
+    # prints, any character its font lacks, control characters included. A legend line stays short.
+    return plain(text)[:60].replace("$", r"\$")

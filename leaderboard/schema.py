@@ -1,9 +1,10 @@
 """Reading and checking result files.
 
 result.schema.json says what a result looks like; this module adds what JSON
-Schema cannot say (finite numbers, a primary metric that was measured, a
-timestamp that can be compared) and turns every failure into one line that
-names the file and the field.
+Schema cannot say (finite numbers, a timestamp that can be compared and is not
+in the future, metrics that their task declares, within their declared range,
+and backed by their outcomes) and turns every failure into one line that names
+the file and the field.
 """
 
 from __future__ import annotations
@@ -12,19 +13,24 @@ import functools
 import json
 import math
 import stat
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+
+from polymodal.leaderboard import outcomes
+from polymodal.leaderboard.declarations import declared_tasks, task_declaration
 
 SCHEMA_VERSION = 1
 MAX_FILE_BYTES = 16 * 2**20  # results are a few KiB; anything huge is not one
 MAX_DEPTH = 32  # deeper nesting only serves to exhaust the stack of whoever prints it
 MAX_MAGNITUDE = 1e300  # leaves room to sum, average and plot without overflowing to inf
 MAX_REASON_CHARS = 300  # jsonschema messages quote the offending value, which may be huge
+CLOCK_SKEW = timedelta(minutes=10)  # how far ahead of ours a submitter's clock may run
 
 
 class ResultError(ValueError):
@@ -162,17 +168,47 @@ def _primary_metric_is_measured(obj: dict[str, Any]) -> None:
         raise ResultError(f"primary_metric {primary!r} is not among the metrics ({', '.join(sorted(metrics))})")
 
 
-def _created_is_comparable(obj: dict[str, Any]) -> None:
+def _created_is_comparable_and_past(obj: dict[str, Any]) -> None:
+    # A date in the future would win every "newest of duplicates" choice for ever.
     try:
-        parse_created(obj["created"])
+        created = parse_created(obj["created"])
     except ValueError as exc:
         raise ResultError(f"created: {exc}") from None
+    if created > datetime.now(timezone.utc) + CLOCK_SKEW:
+        raise ResultError(f"created: {obj['created']} is in the future")
+
+
+def _metrics_are_declared_and_in_range(obj: dict[str, Any]) -> None:
+    key = f"{obj['task']['name']}@{obj['task']['version']}"
+    task = task_declaration(key)
+    if task is None:
+        raise ResultError(f"task: {key} is not a task version this leaderboard knows ({', '.join(declared_tasks())})")
+    if obj["primary_metric"] != task.primary_metric:
+        raise ResultError(f"primary_metric: {key} ranks by {task.primary_metric!r}, not {obj['primary_metric']!r}")
+    for name, metric in obj["metrics"].items():
+        declared = task.metric(name)
+        if declared is None:
+            raise ResultError(f"metrics.{name}: not a metric that {key} declares")
+        problem = declared.problem(metric["value"])
+        if problem is None and (metric.get("stderr") or 0) > declared.high - declared.low:
+            problem = f"stderr {metric['stderr']!r} is wider than the declared range"
+        problem = problem or outcomes.problem(metric)
+        if problem:
+            raise ResultError(f"metrics.{name}: {problem}")
+    primary = task.metric(task.primary_metric)
+    for name, level in obj.get("references", {}).items():
+        if name not in task.references:
+            raise ResultError(f"references.{name}: not a reference level that {key} declares")
+        problem = primary.problem(level)
+        if problem:
+            raise ResultError(f"references.{name}: {problem} (of {task.primary_metric})")
 
 
 # Rules JSON Schema cannot express; each raises ResultError.
 _SEMANTIC_CHECKS: tuple[Callable[[dict[str, Any]], None], ...] = (
     _primary_metric_is_measured,
-    _created_is_comparable,
+    _created_is_comparable_and_past,
+    _metrics_are_declared_and_in_range,
 )
 
 

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# Install what polymodal needs on a fresh machine: ffmpeg and espeak-ng from
-# apt, torch (the CPU wheel where there is no GPU), then the package itself.
+# Install what polymodal needs on a fresh machine: ffmpeg, espeak-ng and (for the
+# leaderboard site's browser test) chromium with its driver from apt, torch (the CPU
+# wheel where there is no GPU), then the package itself.
 # Safe to run again: each step checks before it installs.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 EXTRAS=${EXTRAS:-dev}
 
 missing=()
-for tool in ffmpeg espeak-ng; do
+for tool in ffmpeg espeak-ng chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} with apt-get"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg espeak-ng >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg espeak-ng chromium chromium-driver >/dev/null
   else
-    echo "setup: missing ${missing[*]}; install them with your package manager (e.g. apt-get install ffmpeg espeak-ng)" >&2
+    echo "setup: missing ${missing[*]}; install them with your package manager (e.g. apt-get install ffmpeg espeak-ng chromium chromium-driver)" >&2
     exit 1
   fi
 fi

@@ -7,8 +7,18 @@ import torch
 from torch import Tensor
 
 from polymodal.baselines.gap import gap_metrics
+from polymodal.leaderboard.declarations import Metric
+from polymodal.leaderboard.outcomes import draws_outcome
 
 EVAL_BATCH = 4096
+#: What gap_evaluation reports, as tasks declare it (every measure is taken on L2-normalised embeddings).
+GAP_METRICS = (
+    Metric("gap_centroid/*", 0, 2, None, "distance between two modalities' embedding centroids (the modality gap)"),
+    Metric("alignment/*", -1, 1, True, "mean cosine between the paired test embeddings of two modalities"),
+    # log mean exp(-2 |u - v|^2) with |u - v|^2 <= 4 on the sphere: never below -8.
+    Metric("uniformity/*", -8, 0, False, "log mean exp(-2|u-v|²) over pairs of one modality's embeddings; "
+           "lower is spread more evenly"),
+)
 
 
 @torch.no_grad()
@@ -29,7 +39,8 @@ def gap_evaluation(draws: list[dict[str, Tensor]]) -> dict[str, dict]:
     for name in measured[0]:
         values = np.array([m[name] for m in measured])
         if k > 1:
-            metrics[name] = {"value": float(values.mean()), "stderr": float(values.std(ddof=1) / np.sqrt(k)), "n": k}
+            metrics[name] = {"value": float(values.mean()), "stderr": float(values.std(ddof=1) / np.sqrt(k)), "n": k,
+                             "outcomes": draws_outcome(values)}
         else:
             metrics[name] = {"value": float(values[0]), "n": len(next(iter(draws[0].values())))}
     return metrics

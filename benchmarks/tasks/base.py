@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from polymodal.leaderboard.declarations import Metric, Reference
+
 if TYPE_CHECKING:
     import torch
 
@@ -46,6 +48,11 @@ class Task:
     version: ClassVar[str]
     builder: ClassVar[str]  # the dataset builder whose shards this task reads
     primary_metric: ClassVar[str]
+    #: Every metric the evaluation reports (name or `*` family, range, direction, meaning); the leaderboard reads
+    #: them from leaderboard/declarations.json, which `python -m polymodal.benchmarks.tasks.declarations` writes.
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    #: The reference levels `evaluate` returns, by name: how the leaderboard labels and explains each.
+    references: ClassVar[dict[str, Reference]] = {}
     #: The built splits a run trains, selects or scores on: `train` and `bench` refuse a dataset with no sample in one.
     splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     #: Encoder name -> featurizer of this task's datasets (`polymodal featurize --encoder`); none: they hold arrays.

@@ -7,13 +7,17 @@ report their mean and standard error (the paper's "bootstrap").
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
 from polymodal.benchmarks.data import load_split_arrays
-from polymodal.benchmarks.protocols.gap import gap_evaluation
+from polymodal.benchmarks.protocols.gap import GAP_METRICS, gap_evaluation
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.builders.xor import bayes_accuracy
+from polymodal.leaderboard.declarations import Metric, Reference
+from polymodal.leaderboard.outcomes import draws_outcome
 
 MODALITIES = ("a", "b", "c")
 
@@ -32,6 +36,15 @@ class XorTask(Task):
     version = "1.0"
     builder = "xor"
     primary_metric = "acc1"
+    metrics = (
+        Metric("acc1", 0, 1, True, "top-1 accuracy of b predicted from (a, c) among all 2^d bit vectors, "
+               "mean over the test draws"),
+        *GAP_METRICS,
+    )
+    references: ClassVar[dict[str, Reference]] = {
+        "bayes_bound": Reference("Bayes bound", "the best accuracy any predictor of b from (a, c) can reach"),
+        "chance": Reference("chance", "1/2^d: b guessed uniformly"),
+    }
     splits = ("train", "val", "test_0")  # and the other draws, which --test-draws sets
     plot = {"x": "p_hat", "symbol": r"$\hat{p}$"}  # Symile's Figure 2
     # Matmuls this small run fastest on one thread; more only add OpenMP overhead.
@@ -72,7 +85,8 @@ class XorTask(Task):
             embedded.append({"a": queries["a"], "b": model.encode("b", data["b"]), "c": queries["c"]})
         k = len(accuracies)
         stderr = float(np.std(accuracies, ddof=1) / np.sqrt(k)) if k > 1 else None
-        metrics = {"acc1": {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k}, **gap_evaluation(embedded)}
-        references = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
+        acc1 = {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k, "outcomes": draws_outcome(accuracies)}
+        metrics = {"acc1": acc1, **gap_evaluation(embedded)}
+        references: ClassVar[dict[str, Reference]] = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
         return Evaluation(metrics, references)
 

@@ -123,7 +123,10 @@ def test_a_submitted_model_gets_a_result_with_its_card(xor_data, tmp_path, run_c
     assert result["model"]["name"] == "my-symile" and result["model"]["license"] == "Apache-2.0"
     assert result["model"]["source"] == "tests.benchmarks.test_harness_xor:WrappedSymile"
     assert result["model"]["config"]["model"] == {"width": 8}
-    assert len(list((tmp_path / "results").glob("*.json"))) == 1
+    # Filed where the model's identity says, with its card beside it.
+    filed = tmp_path / "results" / "xor" / "my-symile"
+    assert sorted(f.name for f in filed.iterdir()) == sorted(["unversioned.card.json", f"unversioned.{result['dataset']['id']}.json"])
+    assert json.loads((filed / "unversioned.card.json").read_text()) == result["model"]
 
 
 def test_submit_rejects_unknown_card_fields(xor_data, tmp_path, run_cli):

@@ -26,61 +26,11 @@ from polymodal.leaderboard import (
 )
 from polymodal.leaderboard.aggregate import dumps_leaderboard, write_leaderboard
 from polymodal.leaderboard.cli import add_commands, main
+from polymodal.leaderboard.outcomes import hits_outcome
 from tests.helpers import ROOT as REPO
+from tests.leaderboard.results import make_result, write, write_sample
 
 P_HATS = (0.0, 0.5, 1.0)
-XOR_PLOT = {"x": "p_hat", "symbol": r"$\hat{p}$"}  # what the xor task writes
-
-
-def make_result(
-    model: str = "symile",
-    p_hat: float = 0.5,
-    value: float = 0.5,
-    stderr: float | None = 0.01,
-    created: str = "2026-11-22T08:00:00Z",
-    task: str = "xor",
-    version: str = "1.0",
-    plot: dict | None = XOR_PLOT,
-) -> dict:
-    card = ModelCard(name=model, source="polymodal", parameters=291, modalities=["a", "b", "c"],
-                     license="MIT", config={"objective": model, "d_model": 16})
-    metric = {"value": value, "n": 10} | ({} if stderr is None else {"stderr": stderr})
-    return {
-        "schema_version": 1,
-        "task": {"name": task, "version": version},
-        "dataset": {"id": f"ds-{p_hat}", "builder": "xor", "builder_version": "1.0.0",
-                    "label": f"p_hat={p_hat}", "params": {"p_hat": p_hat, "dim": 5}},
-        "model": card.model_dump(),
-        "metrics": {"acc1": metric, "acc5": {"value": min(1.0, value + 0.2)}},
-        "primary_metric": "acc1",
-        "references": {"bayes_bound": 0.03125 + 0.5 * p_hat, "chance": 0.03125},
-        "seed": 0,
-        "code_version": {"package": "0.1.0", "git_commit": None},
-        "hardware": {"device": "cpu", "device_name": "x86_64", "num_devices": 1,
-                     "platform": "Linux", "torch": "2.13.0", "python": "3.11.7"},
-        "wall_time_s": 12.3,
-        "created": created,
-    } | ({} if plot is None else {"plot": plot})
-
-
-def write(directory: Path, name: str, content: dict | list | str) -> Path:
-    path = directory / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content if isinstance(content, str) else json.dumps(content))
-    return path
-
-
-def write_sample(directory: Path) -> dict[str, dict[float, float]]:
-    """Three models on three datasets; `worst` skips p_hat=1.0. Returns the scores written."""
-    scores = {
-        "symile": {0.0: 0.04, 0.5: 0.30, 1.0: 0.55},
-        "clip": {0.0: 0.03, 0.5: 0.10, 1.0: 0.33},
-        "worst": {0.0: 0.02, 0.5: 0.05},
-    }
-    for model, by_p in scores.items():
-        for p_hat, value in by_p.items():
-            write(directory, f"{model}/{p_hat}.json", make_result(model=model, p_hat=p_hat, value=value))
-    return scores
 
 
 # --- schema and model card -------------------------------------------------------------
@@ -127,7 +77,7 @@ def test_load_result_error_names_the_path(tmp_path):
 # --- ranking ---------------------------------------------------------------------------
 
 
-def test_ranking_matches_independent_means(tmp_path):
+def test_ranking_matches_independent_means_and_a_partial_model_is_listed_unranked(tmp_path):
     scores = write_sample(tmp_path)
     board = build_leaderboard(tmp_path)
     assert board["rejected"] == [] and board["results_scanned"] == 8
@@ -138,56 +88,69 @@ def test_ranking_matches_independent_means(tmp_path):
 
     expected = {model: statistics.mean(by_p.values()) for model, by_p in scores.items()}
     entries = task["entries"]
-    assert [e["model"] for e in entries] == ["symile", "clip", "worst"]  # symile beats all everywhere
-    assert [e["rank"] for e in entries] == [1, 2, 3]
+    assert [(e["model"], e["rank"]) for e in entries] == [("symile", 1), ("clip", 2)]
     for entry in entries:
         assert entry["score"] == pytest.approx(expected[entry["model"]], abs=1e-12)
-    worst = entries[2]
-    assert worst["coverage"] == pytest.approx(2 / 3)
-    assert set(worst["scores"]) == {"ds-0.0", "ds-0.5"}
-    assert worst["scores"]["ds-0.5"] == {"value": 0.05, "stderr": 0.01}
-    assert worst["results"] == ["worst/0.0.json", "worst/0.5.json"]
+        assert entry["coverage"] == [3, 3]
+    # Run on 2 of the 3 datasets: below the ranking, with its coverage, never above a model that ran all three.
+    (worst,) = task["partial"]
+    assert worst["model"] == "worst" and worst["rank"] is None and worst["coverage"] == [2, 3]
+    assert set(worst["scores"]) == {"id:ds-0.0", "id:ds-0.5"}
+    assert worst["scores"]["id:ds-0.5"]["acc1"]["value"] == 0.05
+    assert list(worst["results"].values()) == ["worst/0.0.json", "worst/0.5.json"]
 
 
-def test_ties_are_broken_by_model_name(tmp_path):
+def test_a_model_run_on_one_of_four_datasets_ranks_below_one_run_on_three(tmp_path):
+    for p_hat in (0.0, 0.25, 0.5):
+        write(tmp_path, f"three/{p_hat}.json", make_result(model="three", p_hat=p_hat, value=0.2))
+        write(tmp_path, f"full/{p_hat}.json", make_result(model="full", p_hat=p_hat, value=0.1))
+    write(tmp_path, "full/1.0.json", make_result(model="full", p_hat=1.0, value=0.1))
+    write(tmp_path, "one/1.0.json", make_result(model="one", p_hat=1.0, value=0.9))
+    task = build_leaderboard(tmp_path)["tasks"]["xor@1.0"]
+    assert [e["model"] for e in task["entries"]] == ["full"]
+    assert [(e["model"], e["coverage"]) for e in task["partial"]] == [("three", [3, 4]), ("one", [1, 4])]
+
+
+def test_tied_scores_share_a_rank(tmp_path):
     for model in ("zeta", "alpha", "mid"):
         write(tmp_path, f"{model}.json", make_result(model=model, value=0.25))
+    write(tmp_path, "low.json", make_result(model="low", value=0.1, stderr=0.001))
     entries = build_leaderboard(tmp_path)["tasks"]["xor@1.0"]["entries"]
-    assert [(e["rank"], e["model"]) for e in entries] == [(1, "alpha"), (2, "mid"), (3, "zeta")]
+    assert [(e["rank"], e["model"]) for e in entries] == [(1, "alpha"), (1, "mid"), (1, "zeta"), (4, "low")]
 
 
 def test_duplicates_keep_the_newest(tmp_path):
     # The newest file sorts first by path, so path order cannot be what picks it.
-    write(tmp_path, "a_new.json", make_result(value=0.9, created="2026-11-23T08:00:00+00:00"))
-    write(tmp_path, "b_old.json", make_result(value=0.1, created="2026-11-22T08:00:00Z"))
-    write(tmp_path, "c_older.json", make_result(value=0.2, created="2026-11-23T09:00:00+02:00"))
+    write(tmp_path, "a_new.json", make_result(value=0.9, created="2025-11-23T08:00:00+00:00"))
+    write(tmp_path, "b_old.json", make_result(value=0.1, created="2025-11-22T08:00:00Z"))
+    write(tmp_path, "c_older.json", make_result(value=0.2, created="2025-11-23T09:00:00+02:00"))
     board = build_leaderboard(tmp_path)
     (entry,) = board["tasks"]["xor@1.0"]["entries"]
-    assert entry["score"] == 0.9 and entry["results"] == ["a_new.json"]
+    assert entry["score"] == 0.9 and list(entry["results"].values()) == ["a_new.json"]
     assert board["superseded"] == [
         {"path": "b_old.json", "superseded_by": "a_new.json"},
         {"path": "c_older.json", "superseded_by": "a_new.json"},
     ]
 
 
-def test_task_versions_are_ranked_apart(tmp_path):
+def test_a_result_for_an_undeclared_task_version_is_rejected(tmp_path):
     write(tmp_path, "v1.json", make_result(value=0.2, version="1.0"))
     write(tmp_path, "v2.json", make_result(value=0.8, version="2.0"))
-    tasks = build_leaderboard(tmp_path)["tasks"]
-    assert set(tasks) == {"xor@1.0", "xor@2.0"}
-    assert tasks["xor@2.0"]["entries"][0]["score"] == 0.8
-    assert tasks["xor@1.0"]["entries"][0]["score"] == 0.2
-
-
-def test_a_disagreeing_primary_metric_is_rejected_not_mixed(tmp_path):
-    write(tmp_path, "a.json", make_result(model="a"))
-    write(tmp_path, "b.json", make_result(model="b"))
-    odd = make_result(model="c") | {"primary_metric": "acc5"}
-    write(tmp_path, "c.json", odd)
     board = build_leaderboard(tmp_path)
-    assert [e["model"] for e in board["tasks"]["xor@1.0"]["entries"]] == ["a", "b"]
+    assert set(board["tasks"]) == {"xor@1.0"}
     (rejection,) = board["rejected"]
-    assert rejection["path"] == "c.json" and "'acc5' disagrees with 'acc1'" in rejection["reason"]
+    assert rejection["path"] == "v2.json" and "xor@2.0 is not a task version this leaderboard knows" in rejection["reason"]
+
+
+def test_a_primary_metric_other_than_the_declared_one_is_rejected_not_mixed(tmp_path):
+    write(tmp_path, "a.json", make_result(model="a"))
+    odd = make_result(model="c")
+    odd["metrics"]["acc5"] = {"value": 0.5}
+    write(tmp_path, "c.json", odd | {"primary_metric": "alignment/a-b"})
+    board = build_leaderboard(tmp_path)
+    assert [e["model"] for e in board["tasks"]["xor@1.0"]["entries"]] == ["a"]
+    (rejection,) = board["rejected"]
+    assert rejection["path"] == "c.json" and "xor@1.0 ranks by 'acc1', not 'alignment/a-b'" in rejection["reason"]
 
 
 def test_output_is_deterministic_and_skips_leaderboard_json(tmp_path):
@@ -195,11 +158,26 @@ def test_output_is_deterministic_and_skips_leaderboard_json(tmp_path):
     write_sample(first)
     for path in sorted(first.rglob("*.json"), reverse=True):  # other creation order
         write(second, path.relative_to(first).as_posix(), path.read_text())
-    write_leaderboard(build_leaderboard(first), first / "leaderboard.json")
+    for folder in (first, second):  # a board among the results is skipped
+        write_leaderboard(build_leaderboard(folder), folder / "leaderboard.json")
     text = dumps_leaderboard(build_leaderboard(first))
     assert text == dumps_leaderboard(build_leaderboard(second))
     assert json.loads(text)["results_scanned"] == 8
     assert list(json.loads(text)) == sorted(json.loads(text))
+
+
+def test_a_bench_folder_s_other_json_is_skipped_not_rejected(tmp_path):
+    write(tmp_path, "results/xor/p_hat=0/symile.json", make_result())
+    write(tmp_path, "data/xor/p_hat=0/manifest.json", {"dataset_id": "x", "shards": []})
+    write(tmp_path, "data/xor/p_hat=0/train/xor-000000.stats.json", {"samples": 3})
+    write(tmp_path, "runs/xor/p_hat=0/symile/run.json", {"task": "xor", "model": "symile"})
+    write(tmp_path, "runs/xor/p_hat=0/symile/other.json", {"anything": "else"})
+    board = build_leaderboard(tmp_path)
+    assert board["rejected"] == [] and board["skipped"] == 4 and board["results_scanned"] == 1
+    # runs/.../result.json is a result, the same as the one under results/: a duplicate, not a second entry.
+    write(tmp_path, "runs/xor/p_hat=0/symile/result.json", make_result())
+    board = build_leaderboard(tmp_path)
+    assert board["rejected"] == [] and len(board["superseded"]) == 1
 
 
 # --- hostile input ---------------------------------------------------------------------
@@ -247,7 +225,8 @@ HOSTILE = {
     "string_value.json": (_raw(ACC1, '"value": "0.5"'), ACC1_AT + "'0.5' is not of type 'number'"),
     "schema_version.json": (_bad(schema_version=2), "schema_version is 2, but this leaderboard reads version 1"),
     "schema_version_str.json": (_bad(schema_version="1"), "schema_version: 1 was expected"),
-    "primary_missing.json": (_bad(primary_metric="acc10"), "primary_metric 'acc10' is not among the metrics (acc1, acc5)"),
+    "primary_missing.json": (_bad(primary_metric="acc10"),
+                             "primary_metric 'acc10' is not among the metrics (acc1, alignment/a-b)"),
     "array.json": ([_bad()], "expected a JSON object at the top level, got an array"),
     "extra_field.json": (_bad(extra=1), "top level: Additional properties are not allowed ('extra' was unexpected)"),
     "bad_metric_name.json": (_bad(metrics={"acc 1": {"value": 0.5}}), "metrics: 'acc 1' does not match"),
@@ -256,6 +235,19 @@ HOSTILE = {
     "duplicate_key.json": (_raw('"seed": 0', '"seed": 0, "seed": 1'), "duplicate key 'seed'"),
     "too_deep.json": (_nested(40), "nested deeper than 32 levels"),
     "recursion.json": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    # What the declarations and the outcomes add: ranges, known metrics, dates, and outcomes that back the value.
+    "accuracy_7_5.json": (_bad(metrics={"acc1": {"value": 7.5}}), "metrics.acc1: 7.5 is outside its declared range [0, 1]"),
+    "accuracy_negative.json": (_bad(metrics={"acc1": {"value": -5}}), "-5 is outside its declared range [0, 1]"),
+    "accuracy_1e300.json": (_bad(metrics={"acc1": {"value": 1e300}}), "1e+300 is outside its declared range [0, 1]"),
+    "reference_range.json": (_bad(references={"chance": 2.0}), "references.chance: 2.0 is outside its declared range"),
+    "undeclared_metric.json": (_bad(metrics={"acc1": {"value": 0.5}, "magic": {"value": 0.1}}),
+                               "metrics.magic: not a metric that xor@1.0 declares"),
+    "undeclared_reference.json": (_bad(references={"oracle": 0.9}), "references.oracle: not a reference level"),
+    "future.json": (_bad(created="9999-12-31T00:00:00Z"), "created: 9999-12-31T00:00:00Z is in the future"),
+    "outcomes_disagree.json": (_bad(metrics={"acc1": {"value": 0.9, "outcomes": hits_outcome([1, 0, 0, 0])}}),
+                               "outcomes average 0.25, not the value 0.9"),
+    "outcomes_bits.json": (_bad(metrics={"acc1": {"value": 0.5, "outcomes": {"form": "hits", "n": 30, "bits": "AA=="}}}),
+                           "bits holds 1 bytes; 30 queries take 4"),
 }
 
 
@@ -274,16 +266,15 @@ def test_each_hostile_file_is_rejected_with_a_reason_and_the_build_goes_on(tmp_p
 def test_unreadable_things_named_json_are_rejected(tmp_path):
     write(tmp_path, "good.json", make_result(model="good"))
     (tmp_path / "latin1.json").write_bytes(b'{"label": "caf\xe9"}')
-    (tmp_path / "folder.json").mkdir()
+    (tmp_path / "folder.json").mkdir()  # a folder is searched, whatever its name
     os.mkfifo(tmp_path / "pipe.json")  # reading it would block forever
     board = build_leaderboard(tmp_path)
     reasons = {item["path"]: item["reason"] for item in board["rejected"]}
     assert reasons == {
-        "folder.json": "not a regular file",
         "latin1.json": "not UTF-8 text (bad byte at offset 14)",
         "pipe.json": "not a regular file",
     }
-    assert board["results_scanned"] == 4
+    assert board["results_scanned"] == 3
     assert board["tasks"]["xor@1.0"]["entries"][0]["model"] == "good"
 
 
@@ -293,19 +284,20 @@ def test_all_hostile_files_together_still_build_and_report(tmp_path):
     for name, (content, _) in HOSTILE.items():
         write(results, f"hostile/{name}", content)
     write(results, "hostile/pipes.json", make_result(model="a|b\nc $x$ $\\frac$", p_hat=0.5))
-    write(results, "hostile/extreme.json", make_result(model="big", value=1e300, stderr=1e300, p_hat=-1e300))
+    extreme = make_result(model="big", value=1.0, stderr=1.0, p_hat=-1e300) | {"references": {"chance": 0.0}}
+    write(results, "hostile/extreme.json", extreme)
     board = build_leaderboard(results)
     assert len(board["rejected"]) == len(HOSTILE)
     json.loads(dumps_leaderboard(board))
     report = write_report(board, tmp_path / "report").read_text()
-    assert "| a\\|b c $x$ $\\frac$ |" in report
-    assert report.count("\n- `hostile/") == len(HOSTILE)
+    assert "| a\\|b c $x$ $\\\\frac$ |" in report
+    assert report.count("\n- hostile/") == len(HOSTILE)
 
 
 # --- report ----------------------------------------------------------------------------
 
 
-def test_report_has_the_ranked_table_and_a_readable_xor_plot(tmp_path):
+def test_report_has_the_ranked_table_with_intervals_and_a_readable_xor_plot(tmp_path):
     write_sample(tmp_path / "results")
     write(tmp_path / "results", "broken.json", "{")
     board = build_leaderboard(tmp_path / "results")
@@ -313,19 +305,22 @@ def test_report_has_the_ranked_table_and_a_readable_xor_plot(tmp_path):
     text = report.read_text()
     assert report == tmp_path / "out" / "report.md"
     assert text.startswith("# ")
-    header = "| Rank | Model | Score | p_hat=0.0 | p_hat=0.5 | p_hat=1.0 |"
     rows = [
-        header,
-        "| 1 | symile | 0.2967 | 0.0400 ± 0.0100 | 0.3000 ± 0.0100 | 0.5500 ± 0.0100 |",
-        "| 2 | clip | 0.1533 | 0.0300 ± 0.0100 | 0.1000 ± 0.0100 | 0.3300 ± 0.0100 |",
-        "| 3 | worst | 0.0350 (2/3) | 0.0200 ± 0.0100 | 0.0500 ± 0.0100 | — |",
-        "|  | *bayes_bound* |  | 0.0312 | 0.2812 | 0.5312 |",
+        "| Rank | Group | Model | acc1 (95% CI) | p_hat=0.0 | p_hat=0.5 | p_hat=1.0 |",
+        "| 1 | 1 | symile | 0.2967 (0.2854–0.3080) | 0.0400 (0.0204–0.0596) | 0.3000 (0.2804–0.3196) | 0.5500 (0.5304–0.5696) |",
+        "| 2 | 2 | clip | 0.1533 (0.1420–0.1646) |",
+        "| — |  | worst | unranked: 2/3 datasets | 0.0200 (0.0004–0.0396) | 0.0500 (0.0304–0.0696) | — |",
+        "|  |  | *Bayes bound* |  | 0.0312 | 0.2812 | 0.5312 |",
     ]
     positions = [text.index(row) for row in rows]
     assert positions == sorted(positions)
+    assert "Intervals: normal approximation, ±1.96 × the results' standard error." in text
     assert format_table(board, "xor@1.0") in text
     assert "![xor: acc1 per model](xor.png)" in text
-    assert "## Rejected files" in text and "- `broken.json`: malformed JSON" in text
+    assert "## Rejected files" in text and "- broken.json: malformed JSON" in text
+    # Every declared metric is explained.
+    assert "- `acc1` in [0, 1], higher is better: top-1 accuracy" in text
+    assert "- *Bayes bound* (`bayes_bound`): the best accuracy" in text
 
     png = tmp_path / "out" / "xor.png"
     data = png.read_bytes()
@@ -338,7 +333,7 @@ def test_report_has_the_ranked_table_and_a_readable_xor_plot(tmp_path):
 
 
 def test_report_without_rejections_or_plot_has_no_such_sections(tmp_path):
-    write(tmp_path / "results", "r.json", make_result(task="other", plot=None))
+    write(tmp_path / "results", "r.json", make_result(plot=None))
     write_report(build_leaderboard(tmp_path / "results"), tmp_path / "out")
     text = (tmp_path / "out" / "report.md").read_text()
     assert "Rejected files" not in text and "![" not in text
@@ -361,13 +356,15 @@ for name in leaderboard.__all__:  # load every lazily exported module
     getattr(leaderboard, name)
 assert main(["build", "--results", "results", "--out", "leaderboard.json"]) == 0
 assert main(["report", "--leaderboard", "leaderboard.json", "--out", "out"]) == 0
+assert main(["site", "--results", "results", "--out", "site"]) == 0
+assert main(["check", "results"]) == 1  # its datasets belong to no suite
 assert leaderboard.build_leaderboard("results")["tasks"]["xor@1.0"]["entries"][0]["model"] == "symile"
 forbidden = [m for m in sys.modules if m.startswith(HEAVY)]
 assert not forbidden, forbidden
 """.replace("HEAVY", repr(HEAVY))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "out" / "xor.png").is_file()
+    assert (tmp_path / "out" / "xor.png").is_file() and (tmp_path / "site" / "index.html").is_file()
 
 
 def test_no_module_imports_torch_or_the_heavy_packages_even_lazily():
@@ -391,7 +388,7 @@ def _env() -> dict[str, str]:
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "polymodal.leaderboard", *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
 def test_cli_build_and_report(tmp_path):
@@ -401,14 +398,14 @@ def test_cli_build_and_report(tmp_path):
 
     built = _cli("build", "--results", "results", "--out", str(board_path), cwd=tmp_path)
     assert built.returncode == 0, built.stderr
-    assert "8 accepted (0 superseded by newer duplicates), 1 rejected" in built.stdout
+    assert "8 accepted (0 superseded by newer duplicates), 1 rejected, 0 other JSON files skipped" in built.stdout
     assert built.stderr.strip() == f"{Path('results') / 'broken.json'}: malformed JSON at line 1 column 2: " \
         "Expecting property name enclosed in double quotes"
     assert json.loads(board_path.read_text())["tasks"]["xor@1.0"]["entries"][0]["model"] == "symile"
 
     reported = _cli("report", "--leaderboard", str(board_path), "--out", "site", cwd=tmp_path)
     assert reported.returncode == 0, reported.stderr
-    assert "| 1 | symile |" in reported.stdout
+    assert "| 1 | 1 | symile |" in reported.stdout
     assert (tmp_path / "site" / "report.md").is_file() and (tmp_path / "site" / "xor.png").is_file()
 
 
@@ -442,45 +439,10 @@ def test_add_commands_plugs_into_a_parent_cli(tmp_path, capsys):
     assert args.func(args) == 0
     with pytest.raises(SystemExit):
         parser.parse_args(["leaderboard"])  # a sub-subcommand is required
-    for argv in (["leaderboard", "--help"], ["leaderboard", "build", "--help"], ["leaderboard", "report", "--help"]):
+    for command in ("", "build", "report", "site", "check"):
         with pytest.raises(SystemExit) as exited:
-            parser.parse_args(argv)
+            parser.parse_args(["leaderboard", *([command] if command else []), "--help"])
         assert exited.value.code == 0
     helps = capsys.readouterr().out
-    for phrase in ("build", "report", "--strict", "--results", "--leaderboard", "recursively", "report.md"):
+    for phrase in ("build", "report", "--strict", "--results", "--leaderboard", "recursively", "report.md", "file system"):
         assert phrase in helps
-
-
-def test_the_newest_result_declares_the_plot_and_a_symbol_that_is_no_mathtext_is_drawn_plain(tmp_path):
-    write(tmp_path / "results", "old.json", make_result(model="a", plot=None))
-    write(tmp_path / "results", "new.json", make_result(model="b", created="2026-11-23T08:00:00Z",
-                                                        plot={"x": "p_hat", "symbol": "$\\frac$"}))
-    board = build_leaderboard(tmp_path / "results")
-    assert board["tasks"]["xor@1.0"]["plot"] == {"x": "p_hat", "symbol": "$\\frac$"}
-    text = write_report(board, tmp_path / "out").read_text()
-    assert "![xor: acc1 per model](xor.png)" in text and (tmp_path / "out" / "xor.png").is_file()
-
-
-def test_m3_plot_draws_each_model_and_one_over_w_against_w():
-    from polymodal.leaderboard.report import figure_against
-
-    task = {
-        "name": "symile-m3", "version": "1.0", "primary_metric": "acc1",
-        "datasets": [
-            {"id": f"d{w}", "label": f"M3-{w}", "params": {"w": w, "images": "digits"},
-             "references": {"chance_w": 1 / w, "chance": 0.1}}
-            for w in (5, 2, 10)
-        ],
-        "entries": [
-            {"rank": 1, "model": "symile", "scores": {"d2": {"value": 0.99, "stderr": 0.01}, "d5": {"value": 0.68, "stderr": 0.01}}},
-            {"rank": 2, "model": "clip", "scores": {"d10": {"value": 0.1, "stderr": None}, "d5": {"value": 0.19, "stderr": 0.01}}},
-        ],
-    }
-    axes = figure_against(task, "w", "$w$").axes[0]
-    points = lambda line: [(float(x), float(y)) for x, y in zip(*line.get_data())]
-    curves = {c.get_label(): points(c.lines[0]) for c in axes.containers}  # the models' error-bar curves
-    curves |= {line.get_label(): points(line) for line in axes.get_lines() if not line.get_label().startswith("_")}
-    assert curves["#1 symile"] == [(2, 0.99), (5, 0.68)]  # sorted by w, only the datasets it ran on
-    assert curves["#2 clip"] == [(5, 0.19), (10, 0.1)]
-    assert curves["1/w"] == [(2, 0.5), (5, 0.2), (10, 0.1)] and curves["chance"] == [(2, 0.1), (5, 0.1), (10, 0.1)]
-    assert figure_against(task, "p_hat", "p") is None

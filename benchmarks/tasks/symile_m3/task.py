@@ -16,13 +16,14 @@ text is one [MISSING] token (see polymodal.baselines.encoders.m3).
 from __future__ import annotations
 
 import argparse
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from polymodal.baselines.layouts import EMBEDDED
 from polymodal.benchmarks.featurize import load_features
-from polymodal.benchmarks.protocols.gap import embed, gap_evaluation
+from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
 from polymodal.benchmarks.protocols.retrieval import topk
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.symile_m3.featurizers import (
@@ -32,6 +33,8 @@ from polymodal.benchmarks.tasks.symile_m3.featurizers import (
     PaperFeaturizer,
 )
 from polymodal.builders.symile_m3 import LANGUAGE_SETS, SymileM3Builder
+from polymodal.leaderboard.declarations import Metric, Reference
+from polymodal.leaderboard.outcomes import hits_outcome
 
 #: The featurizer a dataset's image source calls for; any other source gets the paper's encoders.
 FEATURES_BY_IMAGES = {"digits": "embedded"}
@@ -87,6 +90,18 @@ class SymileM3Task(Task):
     version = "1.0"
     builder = "symile-m3"
     primary_metric = "acc1"
+    metrics = (
+        Metric("acc1", 0, 1, True, "share of test (audio, text) queries whose best image among all test images "
+               "is of their class"),
+        Metric("acc1_ci95_low", 0, 1, True, "2.5th percentile of acc1 over 1000 bootstrap resamples of the queries"),
+        Metric("acc1_ci95_high", 0, 1, True, "97.5th percentile of acc1 over 1000 bootstrap resamples of the queries"),
+        *GAP_METRICS,
+    )
+    references: ClassVar[dict[str, Reference]] = {
+        "chance_w": Reference("1/w", "what a model that ignores the audio reaches: it cannot tell which of the "
+                              "w words names the class"),
+        "chance": Reference("chance", "1/classes: the class guessed uniformly"),
+    }
     featurizers = {"embedded": EmbeddedFeaturizer, "paper": PaperFeaturizer}
     plot = {"x": "w", "symbol": "$w$"}  # against the number of languages, as the paper's Figure 4
     # Symile leaves the text-only saddle (audio ignored, acc1 ~ 1/w) only after ~30 epochs at this lr on the
@@ -133,12 +148,12 @@ class SymileM3Task(Task):
         stderr, low, high = bootstrap(hits)
         n = len(hits)
         metrics = {
-            "acc1": {"value": float(hits.mean()), "stderr": stderr, "n": n},
+            "acc1": {"value": float(hits.mean()), "stderr": stderr, "n": n, "outcomes": hits_outcome(hits)},
             "acc1_ci95_low": {"value": low, "n": n},
             "acc1_ci95_high": {"value": high, "n": n},
             **gap_evaluation([embeddings]),
         }
-        references = {"chance_w": 1.0 / len(manifest["config"]["languages"]), "chance": 1.0 / manifest["info"]["classes_used"]}
+        references: ClassVar[dict[str, Reference]] = {"chance_w": 1.0 / len(manifest["config"]["languages"]), "chance": 1.0 / manifest["info"]["classes_used"]}
         return Evaluation(metrics, references)
 
     def bench_configs(self, extra_args: list[str]) -> dict[str, object]:

@@ -37,6 +37,7 @@ import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -45,11 +46,13 @@ from torch import Tensor
 
 from polymodal.baselines.layouts import AUDIO_VISUAL
 from polymodal.benchmarks.featurize import load_features
-from polymodal.benchmarks.protocols.gap import embed, gap_evaluation
+from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
 from polymodal.benchmarks.protocols.retrieval import recall_at, target_ranks
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER, AudioVisualFeaturizer
 from polymodal.builders.vggsound_plus import class_index
+from polymodal.leaderboard.declarations import Metric, Reference
+from polymodal.leaderboard.outcomes import hits_outcome
 
 MODALITIES = ("image", "audio", "text")
 VAL_FRACTION = 0.1
@@ -87,8 +90,13 @@ def mean_metric(values: Tensor) -> dict:
     return {"value": float(values.mean()), "stderr": stderr, "n": n}
 
 
+def hit_metric(hits: Tensor) -> dict:
+    """The hit rate, with every query's hit kept as the leaderboard's paired bootstrap reads it."""
+    return {**mean_metric(hits), "outcomes": hits_outcome(hits.bool().numpy())}
+
+
 def recall_metrics(prefix: str, ranks: Tensor) -> dict[str, dict]:
-    return {f"{prefix}/recall@{k}": mean_metric(hit) for k, hit in recall_at(ranks, RECALL_KS).items()}
+    return {f"{prefix}/recall@{k}": hit_metric(hit) for k, hit in recall_at(ranks, RECALL_KS).items()}
 
 
 def model_ranks(model, queries: dict[str, Tensor], target: str, candidates: Tensor, truth: Tensor) -> Tensor:
@@ -100,8 +108,8 @@ def zeroshot_metrics(prefix: str, model, queries: dict[str, Tensor], prompts: Te
     ranks = model_ranks(model, queries, "text", prompts, labels)
     per_class = torch.stack([(ranks[labels == c] == 0).double().mean() for c in labels.unique()])
     return {
-        f"{prefix}/acc1": mean_metric(ranks == 0),
-        f"{prefix}/acc5": mean_metric(ranks < 5),
+        f"{prefix}/acc1": hit_metric(ranks == 0),
+        f"{prefix}/acc5": hit_metric(ranks < 5),
         f"{prefix}/mean_per_class_recall": {"value": float(per_class.mean()), "n": len(per_class)},
     }
 
@@ -132,6 +140,21 @@ class VggSoundPlusTask(Task):
     version = "1.0"
     builder = "vggsound-plus"
     primary_metric = "zeroshot/image_audio/acc1"
+    metrics = (
+        Metric("zeroshot/*/acc1", 0, 1, True, "zero-shot: share of test clips whose class prompt ranks first among "
+               "one prompt per class, from the view's modalities"),
+        Metric("zeroshot/*/acc5", 0, 1, True, "zero-shot: share of test clips whose class prompt is among the 5 best"),
+        Metric("zeroshot/*/mean_per_class_recall", 0, 1, True, "zero-shot acc1 averaged over the classes in test"),
+        Metric("retrieval/*/recall@*", 0, 1, True, "share of test clips whose own clip is among the k best of all "
+               "test clips of the target (queries_to_target)"),
+        Metric("missing/*", 0, 1, True, "a zero-shot or retrieval metric with one query modality dropped at test "
+               "time and filled (mean: its train mean embedding; model: the model's own fill_missing)"),
+        Metric("reconstruction/*/recall@*", 0, 1, True, "share of test clips whose true embedding of the modality "
+               "is among the k nearest (by cosine) to the model's reconstruction from the other two"),
+        Metric("reconstruction/*/cosine", -1, 1, True, "mean cosine between the reconstructed and the true embedding"),
+        *GAP_METRICS,
+    )
+    references: ClassVar[dict[str, Reference]] = {"chance": Reference("chance", "1/classes: the class guessed uniformly")}
     splits = ("train", "test")  # validation is carved from train (SPLITS)
     featurizers = {ENCODER: AudioVisualFeaturizer}
     train_defaults = TrainConfig(epochs=20, batch_size=256, lr=1e-3, weight_decay=0.01)
