@@ -8,9 +8,11 @@ to the terminal.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
+from polymodal.argtypes import folder, integer, number
 from polymodal.leaderboard.aggregate import BOARD_FILENAME, build_leaderboard, read_leaderboard, write_leaderboard
 from polymodal.leaderboard.text import safe
 
@@ -82,9 +84,21 @@ def _add_subcommands(parser: argparse.ArgumentParser) -> None:
         "check", help="check submitted results as a results repository's CI would",
         description="Validate every result file under DIR (exit 1 if any is rejected), and flag results whose "
         "datasets belong to no suite and results whose card names the dataset they were scored on as training "
-        "data (they are not zero-shot).",
+        "data (they are not zero-shot). With --rerun it also trains the first --limit results again, as each "
+        "records (task, model source and config, training config, seed), on the dataset of the same id under "
+        "--data, and fails any whose primary metric differs from its claim by more than --tolerance. --rerun "
+        "needs the benchmark harness (torch).",
     )
     _add_results(check, positional=True)
+    check.add_argument("--rerun", action="store_true", help="retrain and re-score results to confirm their numbers")
+    check.add_argument("--data", type=folder(), metavar="DIR", help="folder holding the built datasets, searched "
+                       "recursively for the ones the results name (with --rerun)")
+    check.add_argument("--tolerance", type=number(low=0), default=0.01, help="largest accepted difference of the "
+                       "primary metric (default %(default)s; on a CPU a rerun gives the same number)")
+    check.add_argument("--limit", type=integer(low=1), default=3, help="how many results to rerun, the first in "
+                       "path order (default %(default)s)")
+    check.add_argument("--trust-code", action="store_true", help="rerun models whose code comes with the "
+                       "submission (module:Class); that runs it, so only for a submission you have read")
     check.set_defaults(func=_check)
 
 
@@ -152,7 +166,17 @@ def _site(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from polymodal.leaderboard.submission import check
 
+    if args.rerun and args.data is None:
+        raise SystemExit("polymodal leaderboard check: error: --rerun needs --data, the folder of built datasets")
     board = _board(args.results)
     if board is None:
         return 2
-    return check(board, args.results)
+    status = check(board, args.results)
+    if args.rerun:
+        # Imported here: the leaderboard runs without torch, and only --rerun trains.
+        rerun_results = importlib.import_module("polymodal.benchmarks.rerun").rerun_results
+        paths = sorted({path for task in board["tasks"].values() for entry in task["entries"] + task["partial"]
+                        for path in entry["results"].values()})
+        if rerun_results(args.results, paths, args.data, args.tolerance, args.limit, args.trust_code):
+            status = 1
+    return status
