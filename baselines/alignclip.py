@@ -32,9 +32,20 @@ IMSEP_SIDES = {"both": (True, True), "image": (True, False), "text": (False, Tru
 # Frozen semantic encoders of the texts: (N, L) byte ids -> (N, k) unit rows, no gradient.
 
 
+def _as_byte_ids(ids: Tensor) -> Tensor:
+    """`ids` as integer byte ids (byte b is token b + 1, 0 pads), once they are: token ids of a tokenizer's
+    vocabulary (the m3-paper texts) read as bytes would make every text alike, and D collapse to ~0."""
+    ids = ids.round().long() if ids.is_floating_point() else ids.long()
+    if ids.numel() and (ids.min() < 0 or ids.max() > 256):
+        raise ValueError(f"AlignCLIP's semantic encoders read texts as byte ids 1-256 (0 pads); these hold ids "
+                         f"{ids.min().item()}..{ids.max().item()}, a tokenizer's token ids: give the model the "
+                         "texts as bytes (the m3-embedded or VGG-sound+ text encoders), not m3-paper token ids")
+    return ids
+
+
 def decode_bytes(ids: Tensor) -> list[str]:
-    """Texts from byte ids (byte b is token b + 1); pads and any other token are dropped."""
-    ids = ids.long().cpu()
+    """Texts from byte ids (byte b is token b + 1); pads are dropped."""
+    ids = _as_byte_ids(ids).cpu()
     return [bytes((row[(row >= 1) & (row <= 256)] - 1).tolist()).decode("utf-8", errors="replace") for row in ids]
 
 
@@ -50,8 +61,7 @@ class BytesNgram:
 
     @torch.no_grad()
     def __call__(self, ids: Tensor) -> Tensor:
-        ids = ids.round().long() if ids.is_floating_point() else ids.long()
-        codes = torch.where((ids >= 1) & (ids <= 256), ids, 0)  # 0: no byte here
+        codes = _as_byte_ids(ids)
         bag = torch.zeros(len(ids), self.buckets, device=ids.device)
         for n in self.orders:
             if codes.shape[1] < n:
@@ -275,6 +285,11 @@ class AlignClip(ContrastiveModel):
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         return clip_scores(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())
+
+    def no_weight_decay(self) -> set[str]:
+        """The parameters AdamW leaves undecayed, by OpenCLIP's rule (AlignCLIP's code trains with it): gains,
+        biases and the logit scale, i.e. everything below two dimensions."""
+        return {name for name, p in self.named_parameters() if p.ndim < 2 or "logit_scale" in name}
 
     def card(self) -> dict:
         return card_of(self, "alignclip", dataclasses.asdict(self.config))

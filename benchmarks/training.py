@@ -138,6 +138,16 @@ def _autocast(place: Placement, enabled: bool):
     return torch.autocast(place.device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW's groups: the parameters a model names in `no_weight_decay()` (timm's convention) train without
+    weight decay; a model without that method decays every parameter."""
+    exempt = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if n not in exempt], "weight_decay": weight_decay},
+              {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
+
+
 def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
         run_dir: Path, resume: bool = False, progress: bool = True, place: Placement | None = None) -> dict:
     """Train `model`, checkpointing into `run_dir` after every epoch; leave it holding the best weights.
@@ -155,7 +165,7 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[place.device] if place.device.type == "cuda" else None)
     if config.compile:
         trained = torch.compile(trained)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)  # batch order and Symile's negatives, alike on every rank
     autocast = _autocast(place, config.amp)
     state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "seconds": 0.0, "log": []}

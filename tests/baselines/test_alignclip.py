@@ -125,6 +125,24 @@ def test_training_clamps_the_logit_scale_parameter_so_its_gradient_flows_at_the_
     assert model.logit_scale.log_scale.grad.abs().item() > 0
 
 
+def test_weight_decay_spares_gains_biases_and_the_logit_scale_as_openclip_does():
+    """With zero gradients one AdamW step only decays: a decayed weight shrinks by exactly (1 - lr * wd), and
+    what OpenCLIP exempts (every parameter below two dimensions, the logit scale among them) stays put."""
+    from polymodal.benchmarks.training import param_groups
+
+    model = AlignClip(TWO, tokens=2, layers=1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(param_groups(model, 0.5), lr=0.1)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    exempt = {n for n, p in model.named_parameters() if p.ndim < 2}
+    assert "logit_scale.log_scale" in exempt and any(n.endswith("bias") for n in exempt)
+    for n, p in model.named_parameters():
+        expected = before[n] if n in exempt else before[n] * (1 - 0.1 * 0.5)
+        torch.testing.assert_close(p.detach(), expected, msg=n)
+
+
 def byte_ids(texts: list[str], length: int = 24) -> torch.Tensor:
     ids = torch.zeros(len(texts), length, dtype=torch.long)
     for r, text in enumerate(texts):
@@ -146,6 +164,16 @@ def test_bytes_ngram_is_a_fixed_offline_text_similarity():
     torch.testing.assert_close(bag(byte_ids(texts, 40)), v)  # pads carry nothing
     torch.testing.assert_close(bag(ids.float()), v)  # rows may arrive as floats
     torch.testing.assert_close(BytesNgram()(ids), v)  # no state, no randomness
+
+
+def test_token_ids_are_refused_rather_than_read_as_bytes():
+    """m3-paper texts are XLM-R token ids: read as bytes, most fall outside 1-256 and every text looks alike."""
+    tokens = torch.tensor([[0, 9064, 250001, 2, 1, 1], [0, 31, 7, 2, 1, 1]])
+    with pytest.raises(ValueError, match="token ids"):
+        BytesNgram()(tokens)
+    with pytest.raises(ValueError, match="token ids"):
+        decode_bytes(tokens)
+    assert decode_bytes(byte_ids(["ok"])) == ["ok"]  # byte ids still read
 
 
 def test_forward_adds_the_semantic_embeddings_of_the_texts():
