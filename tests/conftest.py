@@ -4,6 +4,19 @@ import pytest
 
 from tests.helpers import ROOT  # noqa: F401  (the repository root)
 
+_SCREENSHOTS: list = []
+
+
+@pytest.fixture
+def saved_screenshot():
+    """Call it with the path of a screenshot a test saved: the run's summary names it, for a person to look at."""
+    return _SCREENSHOTS.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    for path in _SCREENSHOTS:
+        terminalreporter.write_line(f"screenshot: {path}")
+
 
 @pytest.fixture
 def run_cli():

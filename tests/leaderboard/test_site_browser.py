@@ -60,7 +60,7 @@ def _untouched(browser, title: str) -> None:
     assert browser.execute_script("return document.querySelectorAll('img[src=x], a[href^=javascript]').length") == 0
 
 
-def test_task_page_renders_sorts_filters_and_runs_no_hostile_script(browser, site):
+def test_task_page_renders_sorts_filters_and_runs_no_hostile_script(browser, site, saved_screenshot):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -97,7 +97,7 @@ def test_task_page_renders_sorts_filters_and_runs_no_hostile_script(browser, sit
     _untouched(browser, TITLE)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
-    print(f"screenshot: {SCREENSHOT}")
+    saved_screenshot(SCREENSHOT)
 
 
 def test_model_and_dataset_pages_show_the_hostile_strings_as_text(browser, site):
