@@ -3,7 +3,9 @@
 import os
 import signal
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
@@ -44,3 +46,30 @@ def split_samples(folder: Path, split: str) -> dict[str, dict[str, bytes]]:
                 key, _, field = member.name.partition(".")
                 samples.setdefault(key, {})[field] = tar.extractfile(member).read()
     return dict(sorted(samples.items()))
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 only, answering with `handler`, that shuts itself down after `lifetime`
+    seconds should a test hang; a context manager."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], lifetime: float):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.deadline = threading.Timer(lifetime, self.httpd.shutdown)
+        self.deadline.daemon = True
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_port
+
+    def __enter__(self):
+        self.thread.start()
+        self.deadline.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.deadline.cancel()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()

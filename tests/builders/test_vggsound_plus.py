@@ -8,9 +8,8 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from polymodal.builders.vggsound_plus.builder import (
 from polymodal.builders.vggsound_plus.clips import extract
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import class_index, parse_row
-from tests.helpers import ROOT, split_samples
+from tests.helpers import ROOT, LoopbackServer, split_samples
 
 TONES = (330, 440, 550, 660, 770, 880)  # one per good clip, to tell them apart in the shards
 EARLY_TONE = 220  # the first second of every clip: a window starting at 1 s must not hold it
@@ -56,7 +55,7 @@ def make_clip(path: Path, seconds: float = 11.0, video: bool = True, audio: bool
     return path.read_bytes()
 
 
-class ClipServer:
+class ClipServer(LoopbackServer):
     """Files from memory on 127.0.0.1, with byte ranges (ffmpeg seeks with them); shuts itself down after
     `lifetime` seconds should a test hang. `files` may be changed while it runs."""
 
@@ -97,25 +96,11 @@ class ClipServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.deadline = threading.Timer(lifetime, self.httpd.shutdown)
-        self.deadline.daemon = True
+        super().__init__(Handler, lifetime)
 
     @property
     def template(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_port}/{{ytid}}.mp4"
-
-    def __enter__(self):
-        self.thread.start()
-        self.deadline.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.deadline.cancel()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        return f"http://127.0.0.1:{self.port}/{{ytid}}.mp4"
 
 
 def ytid(name: str) -> str:

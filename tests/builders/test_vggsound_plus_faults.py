@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -35,6 +35,7 @@ from polymodal.builders.vggsound_plus.failures import ClipFailure
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import parse_row
 from tests.builders.test_vggsound_plus import make_clip
+from tests.helpers import LoopbackServer
 
 WRAPPER = """#!{python}
 import os, subprocess, sys
@@ -139,7 +140,7 @@ BOT_PAGE = b"<html><body><p>Sign in to confirm you\xe2\x80\x99re not a bot</p></
 TRICKLE_BYTES, TRICKLE_GAP = 60, 0.25  # one byte every 0.25 s for 15 s, then the server gives up
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     """Each path `/<fault>_....mp4` answers with its fault, `/good_....mp4` with the clip. It stops after
     FAULT_REQUESTS requests or FAULT_LIFETIME seconds, whichever comes first."""
 
@@ -191,25 +192,7 @@ class FaultServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.deadline = threading.Timer(FAULT_LIFETIME, self.httpd.shutdown)
-
-    @property
-    def port(self) -> int:
-        return self.httpd.server_port
-
-    def __enter__(self):
-        self.thread.start()
-        self.deadline.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.deadline.cancel()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        super().__init__(Handler, FAULT_LIFETIME)
 
 
 @pytest.fixture(scope="module")
