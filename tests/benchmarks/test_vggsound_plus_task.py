@@ -85,7 +85,7 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
     assert len(task["entries"]) == len(FIVE)
     assert task["datasets"][0]["references"] == {"chance": pytest.approx(1 / 3)}
     report = (bench / "report" / "report.md").read_text()
-    assert "vggsound-plus (version 1.0)" in report
+    assert "vggsound-plus (version 1.1)" in report
     assert task["datasets"][0]["label"] == "6 test clips, 3 classes, template captions"
     for model in FIVE:
         result = json.loads((bench / "results" / "vggsound-plus" / "index" / f"{model}.json").read_text())
@@ -93,7 +93,7 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
         metrics = result["metrics"]
         for view in ("image", "audio", "image_audio"):
             for name in ("acc1", "acc5", "mean_per_class_recall"):
-                assert f"zeroshot/{view}/{name}" in metrics
+                assert f"zeroshot/{view}/{name}" in metrics and f"label/{view}/{name}" in metrics
         directions = [n for n in metrics if n.startswith("retrieval/") and n.endswith("/recall@1")]
         assert len(directions) == 6 + 3  # every pair both ways, and each modality from the other two
         assert metrics["retrieval/audio_text_to_image/recall@10"]["value"] == 1.0  # 6 test clips: always in the top 10
@@ -179,12 +179,26 @@ def test_zeroshot_accuracy_is_the_argmax_over_class_prompts(data):
     truth = torch.tensor([order.index(name) for name in map({class_index()[n]: n for n in CLASSES}.get,
                                                                 task.split_arrays(data, "test")["cls"].tolist())])
     text = av_features.AudioVisualFeaturizer().text
-    with torch.no_grad():
-        prompts = np.stack([text(f"this is a photo and sound of {n}") for n in order])
-        prompts = model.encode("text", torch.from_numpy(prompts))
-        image, audio = model.encode("image", test["image"]), model.encode("audio", test["audio"])
-        predicted = (image * audio @ prompts.T).argmax(1)  # Symile's score: the multilinear inner product
-    assert metrics["zeroshot/image_audio/acc1"]["value"] == pytest.approx((predicted == truth).double().mean().item())
+    for metric, prompt in (("zeroshot", "a scene where one sees and hears {}"), ("label", "this is a photo and sound of {}")):
+        with torch.no_grad():
+            prompts = np.stack([text(prompt.format(n)) for n in order])
+            prompts = model.encode("text", torch.from_numpy(prompts))
+            image, audio = model.encode("image", test["image"]), model.encode("audio", test["audio"])
+            predicted = (image * audio @ prompts.T).argmax(1)  # Symile's score: the multilinear inner product
+        expected = (predicted == truth).double().mean().item()
+        assert metrics[f"{metric}/image_audio/acc1"]["value"] == pytest.approx(expected), metric
+
+
+def test_zero_shot_prompts_are_held_out_from_every_training_caption():
+    """Zero-shot means wording the model never trained on: no caption template, no media noun of theirs."""
+    from polymodal.benchmarks.tasks.vggsound_plus.task import LABEL, ZEROSHOT
+    from polymodal.builders.vggsound_plus.captioners import MEDIA, TEMPLATES
+
+    seen = {t.format("X").rstrip(".").casefold() for t in TEMPLATES}
+    nouns = {word for medium in MEDIA for word in medium.split() if word != "and"}
+    for _, prompt in ZEROSHOT.values():
+        assert prompt.format("X").casefold() not in seen and not nouns & set(prompt.split()), prompt
+    assert LABEL["image_audio"][1].format("X").casefold() in seen  # what protocol 1.0 called zero-shot was a training caption
 
 
 def test_bench_options_name_the_folder_and_need_both_splits():

@@ -1,6 +1,6 @@
 """VGG-sound+ (Synergy-CLIP, arXiv 2504.21375): frame, audio and caption of VGGSound clips.
 
-Protocol 1.0
+Protocol 1.1 (1.0 scored zero-shot with prompts worded like the training captions; those are label/ now)
     Features: polymodal.benchmarks.tasks.vggsound_plus.featurizer (the av-embedded layout: 32x32 RGB frame,
     64x100 log-mel over the 10 s, 64 caption bytes), cached per split.
     Splits: the builder makes VGGSound's train and test. Validation is the
@@ -11,15 +11,18 @@ Protocol 1.0
 
 Metrics (CLIP_benchmark's names where it has them; "to" separates queries from target):
     zeroshot/{image,audio,image_audio}/{acc1,acc5,mean_per_class_recall}
-        the class prompt ranked first/in the top 5 among one prompt per class
-        ("this is a photo of {}", "this is a sound of {}", "this is a photo and sound of {}";
-        the classes of the build's --classes, else all 309), scored by the model's
-        score() with one query or with both; mean_per_class_recall is acc1
-        averaged over the classes present in test (balanced accuracy)
+        the class prompt ranked first/in the top 5 among one prompt per class, with
+        prompts held out from every training caption (ZEROSHOT: none of the captions'
+        wording or media nouns; the classes of the build's --classes, else all 309),
+        scored by the model's score() with one query or with both; mean_per_class_recall
+        is acc1 averaged over the classes present in test (balanced accuracy)
+    label/{image,audio,image_audio}/...
+        the same with protocol 1.0's prompts, worded like the training captions
+        ("this is a photo and sound of {}" is one): label retrieval, not zero-shot
     retrieval/{a}_to_{b}/recall@{1,5,10}          the true clip among all test clips, 6 directions
     retrieval/{a}_{b}_to_{t}/recall@{1,5,10}      the same from two modalities via score(), 3 targets
     missing/{m}/{fill}/<metric>
-        <metric> (pair->third, and zeroshot/image_audio) with query modality m dropped at
+        <metric> (pair->third, zeroshot/image_audio and label/image_audio) with query modality m dropped at
         test time and filled by `mean` (its mean embedding over the train clips) or by
         `model` (the model's fill_missing from the other query; only where it returns a
         tensor). Dropping without filling is the one-query metrics above.
@@ -58,12 +61,21 @@ MODALITIES = ("image", "audio", "text")
 VAL_FRACTION = 0.1
 MIN_VAL = 4  # a contrastive loss over one clip is 0 whatever the model: selection needs a few
 RECALL_KS = (1, 5, 10)
-#: zero-shot view -> (query modalities, class prompt)
+#: zero-shot view -> (query modalities, class prompt). The prompts share no wording and no media noun with the
+#: training captions (builders/vggsound_plus/captioners.py), so the model has never read them.
 ZEROSHOT = {
+    "image": (("image",), "a snapshot in which one sees {}"),
+    "audio": (("audio",), "a noise that comes from {}"),
+    "image_audio": (("image", "audio"), "a scene where one sees and hears {}"),
+}
+#: the same views with prompts worded like the training captions: label retrieval, in distribution
+LABEL = {
     "image": (("image",), "this is a photo of {}"),
     "audio": (("audio",), "this is a sound of {}"),
     "image_audio": (("image", "audio"), "this is a photo and sound of {}"),
 }
+#: metric prefix -> its prompts
+PROMPTED = {"zeroshot": ZEROSHOT, "label": LABEL}
 #: task split -> (built split, whether it is the validation part of it; None: the whole split)
 SPLITS = {"train": ("train", False), "val": ("train", True), "test": ("test", None)}
 
@@ -137,7 +149,7 @@ def with_fills(model, emb: dict[str, Tensor], dropped: str, kept: str, means: di
 
 class VggSoundPlusTask(Task):
     name = "vggsound-plus"
-    version = "1.0"
+    version = "1.1"
     builder = "vggsound-plus"
     primary_metric = "zeroshot/image_audio/acc1"
     metrics = (
@@ -145,9 +157,11 @@ class VggSoundPlusTask(Task):
                "one prompt per class, from the view's modalities"),
         Metric("zeroshot/*/acc5", 0, 1, True, "zero-shot: share of test clips whose class prompt is among the 5 best"),
         Metric("zeroshot/*/mean_per_class_recall", 0, 1, True, "zero-shot acc1 averaged over the classes in test"),
+        Metric("label/*", 0, 1, True, "a zeroshot/ metric with prompts worded like the training captions: label "
+               "retrieval, in distribution"),
         Metric("retrieval/*/recall@*", 0, 1, True, "share of test clips whose own clip is among the k best of all "
                "test clips of the target (queries_to_target)"),
-        Metric("missing/*", 0, 1, True, "a zero-shot or retrieval metric with one query modality dropped at test "
+        Metric("missing/*", 0, 1, True, "a zero-shot, label or retrieval metric with one query modality dropped at test "
                "time and filled (mean: its train mean embedding; model: the model's own fill_missing)"),
         Metric("reconstruction/*/recall@*", 0, 1, True, "share of test clips whose true embedding of the modality "
                "is among the k nearest (by cosine) to the model's reconstruction from the other two"),
@@ -223,22 +237,24 @@ class VggSoundPlusTask(Task):
 
 
 def class_prompts(model, names) -> dict[str, Tensor]:
-    """Per zero-shot view, the embedded prompt of every class."""
+    """Per "<prefix>/<view>" of PROMPTED, the embedded prompt of every class."""
     text = AudioVisualFeaturizer().text
-    return {view: model.encode("text", torch.from_numpy(np.stack([text(prompt.format(n)) for n in names])))
-            for view, (_, prompt) in ZEROSHOT.items()}
+    return {f"{prefix}/{view}": model.encode("text", torch.from_numpy(np.stack([text(prompt.format(n)) for n in names])))
+            for prefix, views in PROMPTED.items() for view, (_, prompt) in views.items()}
 
 
 def zeroshot_all(model, emb: dict[str, Tensor], means, prompts: dict[str, Tensor], labels: Tensor) -> dict[str, dict]:
-    """Every view; the two-query view also with either query dropped and filled."""
+    """Every view of every prompt set; the two-query view also with either query dropped and filled."""
     metrics = {}
-    for view, (query, _) in ZEROSHOT.items():
-        metrics |= zeroshot_metrics(f"zeroshot/{view}", model, {m: emb[m] for m in query}, prompts[view], labels)
-        if len(query) == 2:
-            for dropped, kept in itertools.permutations(query):
-                for fill, queries in with_fills(model, emb, dropped, kept, means):
-                    prefix = f"missing/{dropped}/{fill}/zeroshot/{view}"
-                    metrics |= zeroshot_metrics(prefix, model, queries, prompts[view], labels)
+    for prefix, views in PROMPTED.items():
+        for view, (query, _) in views.items():
+            name = f"{prefix}/{view}"
+            metrics |= zeroshot_metrics(name, model, {m: emb[m] for m in query}, prompts[name], labels)
+            if len(query) == 2:
+                for dropped, kept in itertools.permutations(query):
+                    for fill, queries in with_fills(model, emb, dropped, kept, means):
+                        metrics |= zeroshot_metrics(f"missing/{dropped}/{fill}/{name}", model, queries, prompts[name],
+                                                    labels)
     return metrics
 
 
