@@ -4,6 +4,7 @@ of "virtual" embeddings that stand in for a missing modality."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 
 import torch
@@ -35,7 +36,15 @@ FUSIONS: Registry[Fusion] = Registry("fusion", {
 
 
 class Generator(nn.Module):
-    """Fused source embeddings -> Linear(4d) -> GELU -> Linear(d) -> L2 norm: a virtual embedding."""
+    """Fused source embeddings -> Linear(4d) -> GELU -> Linear(d) -> a direction, scaled to the target's norm.
+
+    The base model's embeddings need not be unit vectors (LayerNorm heads give norms near √d), so a
+    virtual embedding takes the mean norm of the real target embeddings seen in training: it then
+    weighs in the base score as much as a real one would.
+    """
+
+    #: how fast the tracked norm follows the training batches, once 1/momentum of them are seen (a mean before)
+    momentum = 0.1
 
     def __init__(self, sources: tuple[str, ...], d_model: int, fusion: Fusion):
         super().__init__()
@@ -43,13 +52,31 @@ class Generator(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(fusion.width(len(sources), d_model), 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
         )
+        self.register_buffer("target_norm", torch.ones(()))  # buffers: saved with the weights, broadcast by DDP
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))
 
-    def forward(self, present: dict[str, Tensor]) -> Tensor:
+    def source_sets(self) -> list[tuple[str, ...]]:
+        """Every set of present sources the generator accepts: the non-empty subsets with "mean" fusion."""
+        if not self.fusion.partial:
+            return [self.sources]
+        return [s for k in range(1, len(self.sources) + 1) for s in itertools.combinations(self.sources, k)]
+
+    def direction(self, present: dict[str, Tensor]) -> Tensor:
         parts = [present[m] for m in self.sources if m in present]
         if not parts or (len(parts) < len(self.sources) and not self.fusion.partial):
             raise ValueError(f"this generator needs {'some' if self.fusion.partial else 'all'} of {self.sources}, "
                              f"got {sorted(present)}")
         return F.normalize(self.mlp(self.fusion.combine(parts)), dim=-1)
+
+    def forward(self, present: dict[str, Tensor]) -> Tensor:
+        return self.direction(present) * self.target_norm
+
+    @torch.no_grad()
+    def track(self, target: Tensor) -> None:
+        """Fold a training batch's mean target norm into ``target_norm``."""
+        weight = max(self.momentum, 1 / (int(self.batches) + 1))
+        self.target_norm.lerp_(target.norm(dim=-1).mean().to(self.target_norm), weight)
+        self.batches += 1
 
 
 class Trml(ReferenceModel):
@@ -61,24 +88,27 @@ class Trml(ReferenceModel):
 
     Loss: L = L_task + α·L_sml, where
         L_task  the reference model's loss, on the batch;
-        L_sml   Σ over target modalities t of the symmetric InfoNCE at the fixed temperature
-                τ = ``sml_temperature`` between G_t's generated embeddings and the real embeddings of t.
+        L_sml   Σ over target modalities t of the mean, over the source sets S that G_t accepts at
+                test time, of the symmetric InfoNCE at the fixed temperature τ = ``sml_temperature``
+                between the directions of G_t(S) and of the real embeddings of t (cosines, as
+                in the paper's CLIP space, whatever the norm of the base model's embeddings).
 
-    Score: the base objective's scorer. :meth:`fill_missing` returns G_t's embedding.
+    Score: the base objective's scorer. :meth:`fill_missing` returns G_t's embedding: its
+    direction at the mean norm of the real embeddings of t in training.
 
     The paper leaves these open; our choices (see the spec):
       - One generator G_t per target modality t (the paper has Text-2-Visual and Visual-2-Text
         MLPs), reading the ``fusion`` ("mean" or "concat") of the other modalities'
-        embeddings; hidden width 4·d, GELU, L2-normalised output.
+        embeddings; hidden width 4·d, GELU, a unit direction times the tracked target norm.
       - L_sml is the symmetric InfoNCE between generated and real embeddings in the batch,
         summed over targets (as CLIP sums pairs); α = 1, τ = 0.07.
-      - L_task runs on the complete samples: every training sample here has all modalities,
-        and the generators learn from all of them (no modality is dropped in training).
+      - L_task runs on the complete samples: no modality is dropped from the base loss in
+        training (the paper's training-time missingness is not built).
       - No frozen foundation model: the encoders train jointly, and L_sml's gradient reaches
         them as well as the generators, pulling each modality towards what the others predict.
       - A missing modality is replaced at test time by its generated embedding. With "mean"
-        fusion a generator also accepts a subset of its sources (an input it never saw in
-        training); with "concat" it needs them all.
+        fusion a generator accepts any subset of its sources and trains on each of them; with
+        "concat" it needs them all.
     """
 
     @dataclasses.dataclass(frozen=True)
@@ -107,12 +137,18 @@ class Trml(ReferenceModel):
         return super().loss(embeddings, rows, generator)
 
     def matching_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
-        """L_sml: Σ_t InfoNCE(G_t(others), real t) at scale 1/τ, over ``rows``.
+        """L_sml: Σ_t mean_S InfoNCE(dir G_t(S), dir t) at scale 1/τ, over ``rows``.
 
-        Every row is generated, not just the local ones, since all of them are negatives.
+        Every row is generated, not just the local ones, since all of them are negatives. In
+        training mode each generator also tracks its target's norm.
         """
-        scale = 1 / self.config.sml_temperature
-        return sum(infonce(self.generators[t](embeddings), embeddings[t], scale, rows) for t in self.modalities)
+        scale, loss = 1 / self.config.sml_temperature, 0
+        for t, g in self.generators.items():
+            if self.training:
+                g.track(embeddings[t])
+            real, sets = F.normalize(embeddings[t], dim=-1), g.source_sets()
+            loss = loss + sum(infonce(g.direction({m: embeddings[m] for m in s}), real, scale, rows) for s in sets) / len(sets)
+        return loss
 
     def loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None

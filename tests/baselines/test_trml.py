@@ -32,16 +32,29 @@ def unit(n: int = 7, d: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def generated_loop(model: Trml, e: dict[str, torch.Tensor], target: str, fusion: str) -> list[torch.Tensor]:
-    """G_target's output row by row: fuse the others, Linear, GELU, Linear, L2 norm."""
+def generated_loop(model: Trml, e: dict[str, torch.Tensor], target: str, fusion: str, sources=None) -> list[torch.Tensor]:
+    """G_target's direction row by row: fuse the sources (by default all others), Linear, GELU, Linear, L2 norm."""
     first, _, second = model.generators[target].mlp
+    sources = sources or [m for m in model.modalities if m != target]
     out = []
     for i in range(len(e[target])):
-        parts = [e[m][i] for m in model.modalities if m != target]
+        parts = [e[m][i] for m in sources]
         x = sum(parts) / len(parts) if fusion == "mean" else torch.cat(parts)
         y = second.weight @ F.gelu(first.weight @ x + first.bias) + second.bias
         out.append(y / y.norm())
     return out
+
+
+def matching_loop(model: Trml, e, fusion: str, local: range) -> float:
+    """Σ_t of the mean InfoNCE of G_t's directions and t's over every source set G_t accepts: with "mean"
+    fusion each single other modality and both, as a modality may go missing at test time."""
+    total = 0.0
+    for t in INPUTS:
+        others = [m for m in INPUTS if m != t]
+        sets = [[m] for m in others] + [others] if fusion == "mean" else [others]
+        real = [row / row.norm() for row in e[t]]
+        total += sum(infonce_loop(generated_loop(model, e, t, fusion, s), real, 1 / 0.2, local) for s in sets) / len(sets)
+    return total
 
 
 @pytest.mark.parametrize("fusion", ["mean", "concat"])
@@ -51,9 +64,34 @@ def test_loss_is_pairwise_clip_plus_the_matching_of_generated_and_real(fusion, r
     e = unit()
     local = range(7)[rows or slice(None)]
     task = sum(infonce_loop(e[a], e[b], math.exp(LOG_SCALE), local) for a, b in (("a", "b"), ("a", "c"), ("b", "c")))
-    matching = sum(infonce_loop(generated_loop(model, e, t, fusion), e[t], 1 / 0.2, local) for t in INPUTS)
+    matching = matching_loop(model, e, fusion, local)
     with torch.no_grad():
         torch.testing.assert_close(model.loss(dict(reversed(e.items())), rows=rows).item(), task + 0.5 * matching, **TOL)
+
+
+def test_matching_runs_on_directions_and_fills_at_the_real_norm():
+    """LayerNorm heads give norms near √d: L_sml must not run at an effective τ/norm, nor fills come out 1/norm too small."""
+    model, e = model64(fusion="mean", sml_temperature=0.2), unit()
+    long = {m: 8 * x for m, x in e.items()}
+    with torch.no_grad():
+        torch.testing.assert_close(model.matching_loss(long).item(), matching_loop(model, long, "mean", range(7)), **TOL)
+        filled = model.fill_missing({"a": long["a"], "c": long["c"]}, "b")
+    torch.testing.assert_close(filled.norm(dim=-1), torch.full((7,), 8.0, dtype=torch.float64), **TOL)
+    model.eval()  # scoring does not move the tracked norm
+    with torch.no_grad():
+        model.matching_loss(e)
+    assert model.generators["b"].target_norm.item() == pytest.approx(8.0)
+
+
+def test_the_tracked_norm_is_the_mean_then_a_moving_average():
+    model = model64()
+    g = model.generators["a"]
+    norms = [2.0, 4.0, *[10.0] * 60]
+    for k, n in enumerate(norms):
+        g.track(torch.full((3, 6), n / 6**0.5, dtype=torch.float64))
+        if k == 1:
+            assert g.target_norm.item() == pytest.approx(3.0)  # the plain mean of the first batches
+    assert g.target_norm.item() == pytest.approx(10.0, rel=1e-2)  # then it follows the latest ones
 
 
 @pytest.mark.parametrize("negatives", ["n", "n_squared"])
@@ -80,7 +118,7 @@ def test_fill_missing_is_the_generated_embedding():
         model, e = model64(fusion=fusion), unit()
         with torch.no_grad():
             filled = model.fill_missing({"c": e["c"], "a": e["a"]}, "b")
-        torch.testing.assert_close(filled, torch.stack(generated_loop(model, e, "b", fusion)), **TOL)
+        torch.testing.assert_close(filled, torch.stack(generated_loop(model, e, "b", fusion)), **TOL)  # norm 1 untrained
     # The mean of one source is that source; the concatenation needs every source, so without
     # one it gives no estimate of its own (the caller imputes the mean).
     with torch.no_grad():

@@ -107,6 +107,13 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
         assert result["model"]["config"]["model"]["encoders"] in ("av-embedded", "hf-synergy")
 
 
+def test_trml_fills_at_the_norm_of_real_embeddings(bench):
+    """The av heads end in LayerNorm (norm near √d): a fill of norm 1 would barely count in CLIP's additive score."""
+    metrics = json.loads((bench / "results" / "vggsound-plus" / "index" / "trml.json").read_text())["metrics"]
+    for target in MODALITIES:
+        assert metrics[f"reconstruction/{target}/norm_ratio"]["value"] == pytest.approx(1, abs=0.05), target
+
+
 def av_features_of(data, split: str, layout: AudioVisualLayout = AUDIO_VISUAL) -> dict[str, np.ndarray]:
     """A built split's cached av-embedded arrays, checked to be of `layout`."""
     return load_features(data, ENCODER, split, featurizer=av_features.AudioVisualFeaturizer(layout))[0]

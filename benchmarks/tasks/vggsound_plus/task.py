@@ -26,9 +26,9 @@ Metrics (CLIP_benchmark's names where it has them; "to" separates queries from t
         test time and filled by `mean` (its mean embedding over the train clips) or by
         `model` (the model's fill_missing from the other query; only where it returns a
         tensor). Dropping without filling is the one-query metrics above.
-    reconstruction/{t}/recall@{1,5,10}, reconstruction/{t}/cosine
+    reconstruction/{t}/recall@{1,5,10}, reconstruction/{t}/cosine, reconstruction/{t}/norm_ratio
         only for models whose fill_missing(other two, t) returns a tensor: the true
-        clip's rank among all test clips of t by cosine, and the mean cosine to it
+        clip's rank among all test clips of t by cosine, the mean cosine to it, and the mean ratio of the norms
     gap_centroid/{a}-{b}, alignment/{a}-{b}, uniformity/{m}   baselines.gap on the test embeddings
 Hit rates carry the standard error of their mean over queries. Ties rank the
 lower test index first (polymodal.benchmarks.protocols.retrieval). Primary: zeroshot/image_audio/acc1.
@@ -166,6 +166,8 @@ class VggSoundPlusTask(Task):
         Metric("reconstruction/*/recall@*", 0, 1, True, "share of test clips whose true embedding of the modality "
                "is among the k nearest (by cosine) to the model's reconstruction from the other two"),
         Metric("reconstruction/*/cosine", -1, 1, True, "mean cosine between the reconstructed and the true embedding"),
+        Metric("reconstruction/*/norm_ratio", 0, 1e3, None, "mean norm of the reconstructed embedding over the true "
+               "one's: 1 where a fill weighs in the score as a real embedding would"),
         *GAP_METRICS,
     )
     references: ClassVar[dict[str, Reference]] = {"chance": Reference("chance", "1/classes: the class guessed uniformly")}
@@ -283,6 +285,7 @@ def reconstruction_metrics(model, emb: dict[str, Tensor]) -> dict[str, dict]:
         filled = own_fill(model, {m: e for m, e in emb.items() if m != target}, target)
         if filled is None:
             continue
+        metrics[f"reconstruction/{target}/norm_ratio"] = mean_metric(filled.norm(dim=-1) / emb[target].norm(dim=-1))
         filled, real = F.normalize(filled.float(), dim=-1), F.normalize(emb[target].float(), dim=-1)
         metrics |= recall_metrics(f"reconstruction/{target}", target_ranks(lambda rows: filled[rows] @ real.T, every))
         metrics[f"reconstruction/{target}/cosine"] = mean_metric((filled * real).sum(-1))
