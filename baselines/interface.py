@@ -47,6 +47,14 @@ Construction
     robustness to a missing modality use it; ``None``, the default, makes them
     fall back to mean imputation.
 
+``validation_loss(embeddings, rows=None, generator=None) -> scalar`` (optional)
+    The loss whose validation mean selects the best epoch, called as ``loss``;
+    without it, ``loss`` is used. Synergy-CLIP selects on its contrastive term.
+
+``no_weight_decay() -> set[str]`` (optional)
+    Names of parameters AdamW trains without weight decay (timm's convention);
+    without it every parameter decays. AlignCLIP spares gains, biases and its scale.
+
 ``forward`` (provided by :class:`ContrastiveModel`) embeds a dict of batches, so
 that a DDP-wrapped model can be called as usual. Training calls it, so a model may
 override it to add loss inputs of its own under extra keys (AlignCLIP adds its texts'

@@ -5,6 +5,7 @@ missing modality's embedding from the two others."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,11 @@ class Reconstructor(nn.Module):
         h = sum(self.mappers[m](present[m]) for m in sources)
         return h + self.bottleneck(h)
 
+    def source_sets(self) -> list[tuple[str, ...]]:
+        """Every non-empty set of sources: a test may drop one more modality than the target."""
+        names = tuple(self.mappers)
+        return [s for k in range(1, len(names) + 1) for s in itertools.combinations(names, k)]
+
 
 class SynergyClip(ContrastiveModel):
     """Synergy-CLIP for exactly three modalities m0, m1, m2 (in the order of ``inputs``).
@@ -61,7 +67,10 @@ class SynergyClip(ContrastiveModel):
         frozen; we train them jointly, in the same loss, on DETACHED embeddings, so no
         gradient of theirs reaches the encoders (frozen with respect to them) and one
         training run yields both. Their term is ``recon_weight`` times the sum over targets
-        of the mean cosine distance 1 − cos(ŷ, y), so it is part of the validation loss too.
+        of the mean, over every non-empty set of sources (one, or both: tests fill from
+        either), of the mean cosine distance 1 − cos(ŷ, y).
+      - As the official code, the checkpoint is selected on the contrastive loss alone
+        (:meth:`validation_loss`); the reconstruction term only trains.
       - They read and predict the final L2-normalised embeddings (the paper's read the
         backbones' pooler outputs), and their bottleneck has no dropout.
     """
@@ -117,11 +126,21 @@ class SynergyClip(ContrastiveModel):
         )
 
     def reconstruction_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
-        """Σ_targets mean over ``rows`` of 1 − cos(reconstructed, real), on detached embeddings."""
+        """Σ_targets mean over source sets and ``rows`` of 1 − cos(reconstructed, real), on detached embeddings."""
         local = {m: e[slice(None) if rows is None else rows].detach() for m, e in embeddings.items()}
-        return sum(
-            (1 - F.cosine_similarity(self.reconstructors[t](local), local[t], dim=-1)).mean() for t in self.modalities
-        )
+        loss = 0
+        for t, block in self.reconstructors.items():
+            sets = block.source_sets()
+            loss = loss + sum(
+                (1 - F.cosine_similarity(block({m: local[m] for m in s}), local[t], dim=-1)).mean() for s in sets
+            ) / len(sets)
+        return loss
+
+    def validation_loss(
+        self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """What selects the checkpoint: the contrastive loss, without the reconstruction term."""
+        return self.contrastive_loss(embeddings, rows)
 
     def loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None

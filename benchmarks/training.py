@@ -117,6 +117,7 @@ def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int, 
     """
     model.eval()
     inner = _unwrap(model)
+    validate = getattr(inner, "validation_loss", inner.loss)  # a model may select on part of its loss
     n = len(next(iter(data.values())))
     if n == 0:
         raise SystemExit("the validation split has no sample: nothing to select the best epoch on")
@@ -126,7 +127,7 @@ def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int, 
         generator = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET + start // batch_size)
         with autocast:
             embeddings = _embed(inner, batch)
-        loss = inner.loss({m: e.float() for m, e in embeddings.items()}, generator=generator)
+        loss = validate({m: e.float() for m, e in embeddings.items()}, generator=generator)
         total += loss.double() * len(next(iter(batch.values())))
     if place.world > 1:
         dist.all_reduce(total)

@@ -35,22 +35,24 @@ def unit(n: int = 7, d: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def reconstructed_row(model: SynergyClip, e: dict[str, torch.Tensor], t: str, i: int) -> torch.Tensor:
-    """Row i of target t rebuilt from the other modalities, the bottleneck written out from the weights."""
+def reconstructed_row(model: SynergyClip, e: dict[str, torch.Tensor], t: str, i: int, sources=None) -> torch.Tensor:
+    """Row i of target t rebuilt from ``sources`` (by default every other modality), the bottleneck written out."""
     block = model.reconstructors[t]
     norm, down, _, up = block.bottleneck
-    h = sum(block.mappers[m].weight @ e[m][i] for m in model.modalities if m != t)
+    h = sum(block.mappers[m].weight @ e[m][i] for m in sources or [m for m in model.modalities if m != t])
     ln = (h - h.mean()) / torch.sqrt(h.var(unbiased=False) + norm.eps) * norm.weight + norm.bias
     return h + up.weight @ F.gelu(down.weight @ ln + down.bias) + up.bias
 
 
 def reconstruction_loop(model: SynergyClip, e: dict[str, torch.Tensor], rows: range) -> float:
-    """Σ_targets mean over rows of 1 − cos."""
+    """Σ_targets mean over rows and over the source sets a test fills from (either other modality, or both) of 1 − cos."""
     total = 0.0
     for t in model.modalities:
-        for i in rows:
-            out = reconstructed_row(model, e, t, i)
-            total += (1 - float(out @ e[t][i]) / float(out.norm() * e[t][i].norm())) / len(rows)
+        x, y = [m for m in model.modalities if m != t]
+        for sources in ([x], [y], [x, y]):
+            for i in rows:
+                out = reconstructed_row(model, e, t, i, sources)
+                total += (1 - float(out @ e[t][i]) / float(out.norm() * e[t][i].norm())) / len(rows) / 3
     return total
 
 
@@ -68,6 +70,25 @@ def test_loss_is_the_weighted_pairwise_infonce_plus_the_reconstruction(rows):
     expected = contrastive + 0.7 * reconstruction_loop(model, e, local)
     with torch.no_grad():
         torch.testing.assert_close(model.loss(dict(reversed(e.items())), rows=rows).item(), expected, **TOL)
+        # The official code selects its checkpoint on the contrastive loss alone.
+        torch.testing.assert_close(model.validation_loss(e, rows=rows).item(), contrastive, **TOL)
+
+
+def test_the_trainer_selects_on_the_validation_loss():
+    from contextlib import nullcontext
+
+    from polymodal.benchmarks.training import Placement, mean_loss
+
+    model = model64(recon_weight=5.0)
+    val = {m: torch.randn(9, d, dtype=torch.float64) for m, d in INPUTS.items()}
+    with torch.no_grad():
+        e = model(val)
+        ours = mean_loss(model, val, 4, 0, Placement(torch.device("cpu")), nullcontext())
+        # Batches of 4, 4 and 1 rows, each weighted by its size.
+        by_batch = sum(model.contrastive_loss({m: x[i:i + 4] for m, x in e.items()}).item() * len(range(9)[i:i + 4])
+                       for i in (0, 4, 8)) / 9
+    assert ours == pytest.approx(by_batch, rel=1e-6)  # mean_loss runs the loss in float32
+    assert model.reconstruction_loss(e) > 0  # so the full loss would have selected otherwise
 
 
 def test_the_losses_of_every_rank_average_to_the_loss_of_the_batch():
