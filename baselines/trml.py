@@ -147,7 +147,8 @@ class Trml(ReferenceModel):
             if self.training:
                 g.track(embeddings[t])
             real, sets = F.normalize(embeddings[t], dim=-1), g.source_sets()
-            loss = loss + sum(infonce(g.direction({m: embeddings[m] for m in s}), real, scale, rows) for s in sets) / len(sets)
+            terms = [infonce(g.direction({m: embeddings[m] for m in s}), real, scale, rows) for s in sets]
+            loss = loss + sum(terms) / len(sets)
         return loss
 
     def loss(

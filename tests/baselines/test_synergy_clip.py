@@ -45,7 +45,7 @@ def reconstructed_row(model: SynergyClip, e: dict[str, torch.Tensor], t: str, i:
 
 
 def reconstruction_loop(model: SynergyClip, e: dict[str, torch.Tensor], rows: range) -> float:
-    """Σ_targets mean over rows and over the source sets a test fills from (either other modality, or both) of 1 − cos."""
+    """Σ_targets mean over rows and the source sets a test fills from (either other modality, or both) of 1 − cos."""
     total = 0.0
     for t in model.modalities:
         x, y = [m for m in model.modalities if m != t]

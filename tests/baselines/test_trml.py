@@ -32,7 +32,7 @@ def unit(n: int = 7, d: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def generated_loop(model: Trml, e: dict[str, torch.Tensor], target: str, fusion: str, sources=None) -> list[torch.Tensor]:
+def generated_loop(model: Trml, e: dict[str, torch.Tensor], target: str, fusion: str, sources=None) -> list:
     """G_target's direction row by row: fuse the sources (by default all others), Linear, GELU, Linear, L2 norm."""
     first, _, second = model.generators[target].mlp
     sources = sources or [m for m in model.modalities if m != target]
@@ -53,7 +53,8 @@ def matching_loop(model: Trml, e, fusion: str, local: range) -> float:
         others = [m for m in INPUTS if m != t]
         sets = [[m] for m in others] + [others] if fusion == "mean" else [others]
         real = [row / row.norm() for row in e[t]]
-        total += sum(infonce_loop(generated_loop(model, e, t, fusion, s), real, 1 / 0.2, local) for s in sets) / len(sets)
+        terms = [infonce_loop(generated_loop(model, e, t, fusion, s), real, 1 / 0.2, local) for s in sets]
+        total += sum(terms) / len(sets)
     return total
 
 
@@ -70,11 +71,12 @@ def test_loss_is_pairwise_clip_plus_the_matching_of_generated_and_real(fusion, r
 
 
 def test_matching_runs_on_directions_and_fills_at_the_real_norm():
-    """LayerNorm heads give norms near √d: L_sml must not run at an effective τ/norm, nor fills come out 1/norm too small."""
+    """LayerNorm heads give norms near √d: L_sml must not run at τ/norm, nor fills come out 1/norm too small."""
     model, e = model64(fusion="mean", sml_temperature=0.2), unit()
     long = {m: 8 * x for m, x in e.items()}
     with torch.no_grad():
-        torch.testing.assert_close(model.matching_loss(long).item(), matching_loop(model, long, "mean", range(7)), **TOL)
+        expected = matching_loop(model, long, "mean", range(7))
+        torch.testing.assert_close(model.matching_loss(long).item(), expected, **TOL)
         filled = model.fill_missing({"a": long["a"], "c": long["c"]}, "b")
     torch.testing.assert_close(filled.norm(dim=-1), torch.full((7,), 8.0, dtype=torch.float64), **TOL)
     model.eval()  # scoring does not move the tracked norm
