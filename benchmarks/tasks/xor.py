@@ -87,6 +87,6 @@ class XorTask(Task):
         stderr = float(np.std(accuracies, ddof=1) / np.sqrt(k)) if k > 1 else None
         acc1 = {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k, "outcomes": draws_outcome(accuracies)}
         metrics = {"acc1": acc1, **gap_evaluation(embedded)}
-        references: ClassVar[dict[str, Reference]] = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
+        references = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
         return Evaluation(metrics, references)
 
