@@ -47,6 +47,11 @@ Construction
     robustness to a missing modality use it; ``None``, the default, makes them
     fall back to mean imputation.
 
+``absent_queries: str | None`` (optional)
+    How a view that lacks a query modality is scored (``zeroshot/image`` on three
+    modalities): ``None``, the default, scores the present queries alone; ``"mean"``
+    puts each absent modality's mean train embedding in its place.
+
 ``validation_loss(embeddings, rows=None, generator=None) -> scalar`` (optional)
     The loss whose validation mean selects the best epoch, called as ``loss``;
     without it, ``loss`` is used. Synergy-CLIP selects on its contrastive term.
@@ -112,6 +117,9 @@ class ContrastiveModel(nn.Module, abc.ABC):
     #: The encoder settings the model uses instead of a task's default family, keyed by that family
     #: (which names the input layout its rows follow).
     preferred_encoders: ClassVar[dict[str, dict]] = {}
+    #: How a task scores a view that lacks a query modality other than the target: None scores the present
+    #: queries alone; "mean" puts each absent one's mean train embedding in its place (Symile's MIP).
+    absent_queries: str | None = None
 
     @abc.abstractmethod
     def encode(self, modality: str, x: Tensor) -> Tensor:

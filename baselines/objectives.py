@@ -21,6 +21,9 @@ from .scoring import clip_scores, mip_scores
 class ClipObjective:
     """Pairwise InfoNCE summed over every pair of modalities; scores add pairwise dot products."""
 
+    #: An absent query drops its pair term, which is the score CLIP trains on the present pairs.
+    absent_queries = None
+
     def loss(
         self,
         embeddings: Sequence[Tensor],
@@ -38,6 +41,9 @@ class ClipObjective:
 class SymileObjective:
     """Symile over every modality at once; scores are multilinear inner products."""
 
+    #: The MIP of fewer modalities is a plain dot product, which Symile never trains; the Symile paper
+    #: scores data with a modality missing at that modality's mean embedding instead.
+    absent_queries = "mean"
     negatives: str = "n"
 
     def __post_init__(self) -> None:

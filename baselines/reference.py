@@ -77,6 +77,10 @@ class ReferenceModel(ContrastiveModel):
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         return self.objective.score(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())
 
+    @property
+    def absent_queries(self) -> str | None:
+        return self.objective.absent_queries
+
     def card(self) -> dict:
         return card_of(self, self.config.objective, self.card_config())
 

@@ -41,6 +41,8 @@ def make_result(task: Task, manifest: dict, card: dict, evaluation: Evaluation, 
     }
     if task.plot is not None:
         result["plot"] = dict(task.plot)
+    if evaluation.scoring:
+        result["scoring"] = dict(evaluation.scoring)
     for name, metric in evaluation.metrics.items():
         if not math.isfinite(metric["value"]):
             raise ValueError(f"metric {name} is {metric['value']}: training diverged; no result is written")

@@ -7,7 +7,7 @@ silently compared with new ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from polymodal.leaderboard.declarations import Metric, Reference
@@ -37,10 +37,12 @@ class TrainConfig:
 
 @dataclass
 class Evaluation:
-    """Metrics as {name: {"value", "stderr", "n"}} and reference levels for the primary metric."""
+    """Metrics as {name: {"value", "stderr", "n"}}, reference levels for the primary metric, and the scoring
+    rules that depend on the model (rule -> what it did), which the result states."""
 
     metrics: dict[str, dict]
     references: dict[str, float]
+    scoring: dict[str, str] = field(default_factory=dict)
 
 
 class Task:

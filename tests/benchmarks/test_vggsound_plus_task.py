@@ -1,6 +1,7 @@
 """The VGG-sound+ task: `polymodal bench` end to end on clips made here with ffmpeg, the av feature cache,
 the derived validation split, and the metrics (zero-shot, retrieval, missing modalities, reconstruction, gap)."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -105,6 +106,24 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
         assert metrics["zeroshot/image/acc1"]["n"] == 6 and metrics["zeroshot/image/mean_per_class_recall"]["n"] == 3
         assert all(np.isfinite(m["value"]) for m in metrics.values())
         assert result["model"]["config"]["model"]["encoders"] in ("av-embedded", "hf-synergy")
+
+
+def test_symile_scores_a_missing_query_at_its_mean_and_the_result_says_so(bench):
+    """Symile's MIP of two embeddings is a dot product it never trained: a one-query view takes the absent
+    modality's train mean, which must equal the two-query view with that modality dropped and mean-filled."""
+    results = {m: json.loads((bench / "results" / "vggsound-plus" / "index" / f"{m}.json").read_text()) for m in FIVE}
+    for model, result in results.items():
+        rule = "mean" if result["model"]["config"]["model"].get("objective") == "symile" else "none"
+        assert result["scoring"]["absent_queries"].startswith(f"{rule}: "), model
+    metrics = results["symile"]["metrics"]
+    for kept, dropped in (("image", "audio"), ("audio", "image")):
+        for name in ("acc1", "acc5", "mean_per_class_recall"):
+            assert metrics[f"zeroshot/{kept}/{name}"] == metrics[f"missing/{dropped}/mean/zeroshot/image_audio/{name}"]
+    for a, b in itertools.permutations(MODALITIES, 2):
+        (c,) = set(MODALITIES) - {a, b}
+        for k in (1, 5, 10):
+            pair = "_".join(m for m in MODALITIES if m != b)  # the two-query view's name lists its queries in order
+            assert metrics[f"retrieval/{a}_to_{b}/recall@{k}"] == metrics[f"missing/{c}/mean/retrieval/{pair}_to_{b}/recall@{k}"]
 
 
 def test_trml_fills_at_the_norm_of_real_embeddings(bench):

@@ -19,6 +19,11 @@ Metrics (CLIP_benchmark's names where it has them; "to" separates queries from t
     label/{image,audio,image_audio}/...
         the same with protocol 1.0's prompts, worded like the training captions
         ("this is a photo and sound of {}" is one): label retrieval, not zero-shot
+        A view lacking a query modality besides its target (zeroshot/image, zeroshot/audio,
+        retrieval/{a}_to_{b}) is scored by the model's `absent_queries` rule, which the
+        result's "scoring" states: the present queries alone (CLIP and its kin), or each
+        absent one at its train mean embedding (Symile, whose MIP of two is a dot product
+        it never trained).
     retrieval/{a}_to_{b}/recall@{1,5,10}          the true clip among all test clips, 6 directions
     retrieval/{a}_{b}_to_{t}/recall@{1,5,10}      the same from two modalities via score(), 3 targets
     missing/{m}/{fill}/<metric>
@@ -139,6 +144,29 @@ FILLS: dict[str, Callable] = {
 }
 
 
+#: A model's `absent_queries` rule -> (what it does, for the result file; (queries, absent modalities, train means)
+#: -> the queries a view scores). A view such as zeroshot/image lacks a query modality besides its target.
+ABSENT_QUERIES: dict[str | None, tuple[str, Callable]] = {
+    None: ("scored on the present queries alone", lambda queries, absent, means: queries),
+    "mean": ("each absent query modality at its mean train embedding, as Symile scores missing data",
+             lambda queries, absent, means: {
+                 **{m: means[m].expand(len(next(iter(queries.values()))), -1) for m in absent}, **queries}),
+}
+
+
+def absent_rule(model) -> str | None:
+    rule = getattr(model, "absent_queries", None)
+    if rule not in ABSENT_QUERIES:
+        raise SystemExit(f"the model's absent_queries is {rule!r}; known: {', '.join(map(repr, ABSENT_QUERIES))}")
+    return rule
+
+
+def completed(model, queries: dict[str, Tensor], target: str, means: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The queries a view scores, by the model's rule for the modalities it lacks besides `target`."""
+    absent = [m for m in MODALITIES if m not in queries and m != target]
+    return ABSENT_QUERIES[absent_rule(model)][1](queries, absent, means)
+
+
 def with_fills(model, emb: dict[str, Tensor], dropped: str, kept: str, means: dict[str, Tensor]):
     """(fill name, the queries with `dropped` filled from `kept`) for every fill that gives an estimate."""
     for fill, make in FILLS.items():
@@ -229,7 +257,9 @@ class VggSoundPlusTask(Task):
             **reconstruction_metrics(model, emb),
             **gap_evaluation([emb]),
         }
-        return Evaluation(metrics, {"chance": 1.0 / len(classes)})
+        rule = absent_rule(model)
+        return Evaluation(metrics, {"chance": 1.0 / len(classes)},
+                          scoring={"absent_queries": f"{rule or 'none'}: {ABSENT_QUERIES[rule][0]}"})
 
     def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
         (config,) = super().bench_configs(extra_args).values()
@@ -251,7 +281,8 @@ def zeroshot_all(model, emb: dict[str, Tensor], means, prompts: dict[str, Tensor
     for prefix, views in PROMPTED.items():
         for view, (query, _) in views.items():
             name = f"{prefix}/{view}"
-            metrics |= zeroshot_metrics(name, model, {m: emb[m] for m in query}, prompts[name], labels)
+            queries = completed(model, {m: emb[m] for m in query}, "text", means)
+            metrics |= zeroshot_metrics(name, model, queries, prompts[name], labels)
             if len(query) == 2:
                 for dropped, kept in itertools.permutations(query):
                     for fill, queries in with_fills(model, emb, dropped, kept, means):
@@ -265,7 +296,8 @@ def retrieval_all(model, emb: dict[str, Tensor], means) -> dict[str, dict]:
     every = torch.arange(len(emb[MODALITIES[0]]))
     metrics = {}
     for a, b in itertools.permutations(MODALITIES, 2):
-        metrics |= recall_metrics(f"retrieval/{a}_to_{b}", model_ranks(model, {a: emb[a]}, b, emb[b], every))
+        ranks = model_ranks(model, completed(model, {a: emb[a]}, b, means), b, emb[b], every)
+        metrics |= recall_metrics(f"retrieval/{a}_to_{b}", ranks)
     for target in MODALITIES:
         query = [m for m in MODALITIES if m != target]
         name = f"retrieval/{'_'.join(query)}_to_{target}"
