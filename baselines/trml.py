@@ -102,8 +102,9 @@ class Trml(ReferenceModel):
         embeddings; hidden width 4·d, GELU, a unit direction times the tracked target norm.
       - L_sml is the symmetric InfoNCE between generated and real embeddings in the batch,
         summed over targets (as CLIP sums pairs); α = 1, τ = 0.07.
-      - L_task runs on the complete samples: no modality is dropped from the base loss in
-        training (the paper's training-time missingness is not built).
+      - Training-time missingness: with ``missing_p`` > 0 (default 0, complete samples), L_task
+        sees each row, with that probability, with one modality replaced by its generated
+        fill, so the base model learns to score fills as the test does.
       - No frozen foundation model: the encoders train jointly, and L_sml's gradient reaches
         them as well as the generators, pulling each modality towards what the others predict.
       - A missing modality is replaced at test time by its generated embedding. With "mean"
@@ -116,10 +117,13 @@ class Trml(ReferenceModel):
         alpha: float = 1.0  # the weight of L_sml
         sml_temperature: float = 0.07  # τ, L_sml's fixed temperature
         fusion: str = "mean"  # a key of FUSIONS: how a generator reads its sources
+        missing_p: float = 0.0  # the probability that a training row loses one modality to its generated fill
 
         def __post_init__(self, learn_logit_scale: bool | None) -> None:
             if self.fusion not in FUSIONS:
                 raise ValueError(f"unknown fusion {self.fusion!r}; known: {sorted(FUSIONS)}")
+            if not 0.0 <= self.missing_p <= 1.0:
+                raise ValueError(f"missing_p must be a probability, got {self.missing_p}")
             super().__post_init__(learn_logit_scale)
 
     def __init__(self, inputs: dict[str, int], **options):
@@ -134,7 +138,28 @@ class Trml(ReferenceModel):
     def task_loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
+        if self.training and self.config.missing_p > 0:
+            embeddings = self.drop_modalities(embeddings, generator)
         return super().loss(embeddings, rows, generator)
+
+    def drop_modalities(self, embeddings: dict[str, Tensor], generator: torch.Generator | None = None) -> dict:
+        """Training-time missingness: each row, with probability ``missing_p``, has one modality (uniform)
+        replaced by its generator's fill from the others, as a test fills it.
+
+        Draws N uniforms, then N modality indices, from ``generator`` (on its device), so ranks that share
+        a seed drop the same gathered rows.
+        """
+        n = len(embeddings[self.modalities[0]])
+        device = torch.device("cpu") if generator is None else generator.device
+        dropped = torch.rand(n, generator=generator, device=device) < self.config.missing_p
+        which = torch.randint(len(self.modalities), (n,), generator=generator, device=device)
+        out = dict(embeddings)
+        for k, t in enumerate(self.modalities):
+            mask = (dropped & (which == k)).to(embeddings[t].device)[:, None]
+            if mask.any():
+                others = {m: e for m, e in embeddings.items() if m != t}
+                out[t] = torch.where(mask, self.generators[t](others).to(embeddings[t].dtype), embeddings[t])
+        return out
 
     def matching_loss(self, embeddings: dict[str, Tensor], rows: slice | None = None) -> Tensor:
         """L_sml: Σ_t mean_S InfoNCE(dir G_t(S), dir t) at scale 1/τ, over ``rows``.

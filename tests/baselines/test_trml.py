@@ -115,6 +115,30 @@ def test_the_losses_of_every_rank_average_to_the_loss_of_the_batch(options):
         torch.testing.assert_close(sharded, model.loss(e, generator=seeded()), **TOL)
 
 
+def test_training_time_missingness_fills_the_drawn_rows_as_a_test_would():
+    model, e = model64(missing_p=0.5), unit(n=40)
+    g = torch.Generator().manual_seed(5)
+    dropped = torch.rand(40, generator=g) < 0.5
+    which = torch.randint(3, (40,), generator=g)
+    with torch.no_grad():
+        filled = {t: torch.stack(generated_loop(model, e, t, "mean")) for t in INPUTS}  # norm 1 untrained
+        expected = {t: torch.stack([filled[t][i] if dropped[i] and which[i] == k else e[t][i] for i in range(40)])
+                    for k, t in enumerate(model.modalities)}
+        ours = model.drop_modalities(e, torch.Generator().manual_seed(5))
+        for t in INPUTS:
+            torch.testing.assert_close(ours[t], expected[t], **TOL)
+        assert 0 < int(dropped.sum()) < 40  # some rows of some modality changed
+        clip = sum(infonce_loop(expected[a], expected[b], math.exp(LOG_SCALE), range(40))
+                   for a, b in (("a", "b"), ("a", "c"), ("b", "c")))
+        torch.testing.assert_close(model.task_loss(e, generator=torch.Generator().manual_seed(5)).item(), clip, **TOL)
+        model.eval()  # scoring and validation see the samples as they are
+        pairs = (("a", "b"), ("a", "c"), ("b", "c"))
+        complete = sum(infonce_loop(e[a], e[b], math.exp(LOG_SCALE), range(40)) for a, b in pairs)
+        torch.testing.assert_close(model.task_loss(e, generator=torch.Generator().manual_seed(5)).item(), complete, **TOL)
+    with pytest.raises(ValueError, match="missing_p"):
+        model64(missing_p=1.5)
+
+
 def test_fill_missing_is_the_generated_embedding():
     for fusion in ("mean", "concat"):
         model, e = model64(fusion=fusion), unit()
