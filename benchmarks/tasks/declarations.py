@@ -7,7 +7,8 @@ declarations.json holds every task version's metrics and reference levels (from 
 reference models' names (from the model registry), which only the reference implementations may submit under.
 suites.json holds each suite's tasks at their versions and the official datasets' ids and build commands.
 Earlier task versions stay in declarations.json, so their results still read; a suite is never changed once
-published: a new set of tasks or datasets is a new suite version.
+published (the ones in suites.json are kept as they are): a new set of tasks, task versions or datasets is a
+new suite version.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ REFERENCE_SOURCE = "polymodal"  # the `source` evaluate_run writes for a registe
 SUITES = {
     "polymodal-v1": (
         ("XOR at d=5 for p_hat 0, 0.5 and 1, and Symile-M3 (digits, espeak speech) with 2, 5 and 10 languages: "
+         "every dataset builds offline, on a CPU."),
+        {"xor": ["--p-hat", "0,0.5,1", "--dim", "5"], "symile-m3": ["--languages", "2,5,10"]},
+    ),
+    "polymodal-v2": (
+        ("polymodal-v1's datasets, with Symile-M3 at protocol 1.1 (which names its 1/w level pairwise_bound): "
          "every dataset builds offline, on a CPU."),
         {"xor": ["--p-hat", "0,0.5,1", "--dim", "5"], "symile-m3": ["--languages", "2,5,10"]},
     ),
@@ -67,8 +73,10 @@ def suite(description: str, tasks: dict[str, list[str]]) -> dict:
     return {"description": description, "tasks": entries}
 
 
-def suites() -> dict:
-    return {name: suite(*spec) for name, spec in SUITES.items()}
+def suites(published: dict) -> dict:
+    """The published suites as they are, and the others of SUITES as this code defines them."""
+    return dict(sorted({**{name: suite(*spec) for name, spec in SUITES.items() if name not in published},
+                        **published}.items()))
 
 
 def _dumps(obj: dict) -> str:
@@ -82,8 +90,8 @@ def _paths() -> tuple[Path, Path]:
 
 def main(argv: list[str]) -> int:
     declarations_path, suites_path = _paths()
-    previous = json.loads(declarations_path.read_text()) if declarations_path.is_file() else {}
-    wanted = {declarations_path: _dumps(declarations(previous)), suites_path: _dumps(suites())}
+    previous, published = (json.loads(p.read_text()) if p.is_file() else {} for p in (declarations_path, suites_path))
+    wanted = {declarations_path: _dumps(declarations(previous)), suites_path: _dumps(suites(published))}
     stale = [path for path, text in wanted.items() if not path.is_file() or path.read_text() != text]
     if "--check" in argv:
         for path in stale:

@@ -144,7 +144,7 @@ def test_train_and_eval_write_a_valid_result(m3, tmp_path):
     result = evaluate_run(tmp_path / "run")
     validate_result(result)
     assert result["primary_metric"] == "acc1" and result["metrics"]["acc1"]["n"] == 48
-    assert result["references"] == {"chance_w": 0.5, "chance": 0.1}
+    assert result["references"] == {"pairwise_bound": 0.5, "chance": 0.1}
     acc = result["metrics"]["acc1"]
     assert result["metrics"]["acc1_ci95_low"]["value"] <= acc["value"] <= result["metrics"]["acc1_ci95_high"]["value"]
     assert result["model"]["config"]["model"]["encoders"] == "m3-embedded"

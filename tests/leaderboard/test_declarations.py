@@ -19,5 +19,6 @@ def test_each_metric_a_task_reports_is_declared_with_a_range_and_meaning():
                  "missing/audio/mean/zeroshot/image_audio/acc1", "reconstruction/text/cosine"):
         assert vgg.metric(name) is not None and vgg.metric(name).meaning, name
     assert vgg.metric("reconstruction/text/cosine").low == -1
-    assert task_declaration("symile-m3@1.0").references["chance_w"].label == "1/w"
+    assert task_declaration("symile-m3@1.0").references["chance_w"].label == "1/w"  # earlier versions still read
+    assert task_declaration("symile-m3@1.1").references["pairwise_bound"].label == "pairwise bound 1/w"
     assert task_declaration("xor@9.9") is None

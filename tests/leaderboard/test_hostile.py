@@ -89,7 +89,7 @@ def test_the_site_shows_hostile_strings_as_text_only(hostile):
     board = build_leaderboard(hostile / "results")
     index = write_site(board, hostile / "site")
     pages = sorted(index.parent.glob("*.html"))
-    assert len(pages) == 1 + 1 + 1 + len(board["models"]) + len(board["datasets"])  # index, suite, task, ...
+    assert len(pages) == 1 + len(board["suites"]) + 1 + len(board["models"]) + len(board["datasets"])  # index, suites, task, ...
     seen = ""
     for page in pages:
         parser = _Tags()

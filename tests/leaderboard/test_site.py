@@ -18,7 +18,7 @@ def test_pages_tables_and_reproduce_commands(tmp_path):
     board = build_leaderboard(tmp_path / "results")
     site = write_site(board, tmp_path / "site").parent
     names = sorted(p.name.split("-")[0] for p in site.glob("*.html"))
-    assert names == ["dataset", "index.html", "model", "model", "suite", "task"]
+    assert names == ["dataset", "index.html", "model", "model", *["suite"] * len(load_suites()), "task"]
     (dataset_page,) = site.glob("dataset-*.html")
     html = dataset_page.read_text()
     assert "abababababababab" in html and official["command"] in html

@@ -63,3 +63,17 @@ def test_bench_runs_a_suite_on_its_own_datasets_only(run_cli):
     assert proc.returncode != 0 and "--suite polymodal-v1 fixes its datasets; drop --p-hat 1" in proc.stderr
     proc = run_cli("polymodal", "bench", "--suite", "polymodal-v1", "--task", "xor", "--out", "x", check=False)
     assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
+
+
+def test_a_published_suite_stays_as_published_and_bench_refuses_one_this_code_cannot_score(run_cli):
+    from polymodal.benchmarks.tasks import load_task
+
+    versions = {name: {t["task"]: t["version"] for t in s["tasks"]} for name, s in load_suites().items()}
+    assert versions["polymodal-v1"] == {"xor": "1.0", "symile-m3": "1.0"}  # as first published, whatever the code
+    assert versions["polymodal-v2"]["symile-m3"] == load_task("symile-m3").version
+    v1_ids = [d["dataset_id"] for t in SUITE["tasks"] for d in t["datasets"]]
+    assert v1_ids == [d["dataset_id"] for t in load_suites()["polymodal-v2"]["tasks"] for d in t["datasets"]]
+    proc = run_cli("polymodal", "bench", "--suite", "polymodal-v1", "--out", "/nonexistent/x", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "--suite polymodal-v1 pins symile-m3 1.0, which this code no longer scores (it scores 1.1): "
+        "run --suite polymodal-v2"]
