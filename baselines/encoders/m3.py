@@ -9,7 +9,8 @@ LayerNorm. Text inputs are token ids (0 pads), a missing text being one
 
 Two families, by the features they read (see polymodal.benchmarks.tasks.symile_m3.featurizers):
     m3-embedded  raw pixels, log-mel frames and UTF-8 bytes, encoders trained from scratch
-    m3-paper     frozen CLIP / Whisper embeddings and XLM-RoBERTa token ids, heads only
+    m3-paper     frozen CLIP / Whisper embeddings and XLM-RoBERTa token ids: heads, and XLM-R-large's
+                 token embeddings and first encoder layer, loaded by name and fine-tuned, as the paper
 """
 
 from __future__ import annotations
@@ -54,6 +55,34 @@ class TokenHead(nn.Module):
         return self.norm((tokens * keep).sum(1) / keep.sum(1).clamp(min=1))
 
 
+class PretrainedTextHead(nn.Module):
+    """The paper's m3-paper text head: a pretrained RoBERTa-family encoder's token embeddings and its first
+    ``layers`` layers, fine-tuned -> mean over non-pad tokens -> Linear -> LayerNorm.
+
+    The vocabulary grows to ``vocab`` rows for the featurizer's [MISSING] token (the last id).
+    """
+
+    def __init__(self, name: str, d_model: int, vocab: int, pad: int, layers: int = 1):
+        super().__init__()
+        from transformers import AutoModel
+
+        self.encoder = AutoModel.from_pretrained(name, add_pooling_layer=False)
+        self.encoder.encoder.layer = self.encoder.encoder.layer[:layers]
+        self.encoder.config.num_hidden_layers = layers
+        self.encoder.resize_token_embeddings(vocab)
+        self.pad = pad
+        width = self.encoder.config.hidden_size
+        self.linear, self.norm = nn.Linear(width, d_model), nn.LayerNorm(d_model)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        ids = ids.long()
+        ids = ids[:, :int((ids != self.pad).sum(1).max().clamp(min=1))]  # left-aligned: trailing pads carry nothing
+        mask = ids != self.pad
+        hidden = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        keep = mask.unsqueeze(-1).to(hidden.dtype)
+        return self.norm(self.linear((hidden * keep).sum(1) / keep.sum(1).clamp(min=1)))
+
+
 class Unflatten(nn.Module):
     def __init__(self, *shape: int):
         super().__init__()
@@ -80,13 +109,6 @@ class ConvTokens(nn.Module):
         for conv in self.layers:
             x = self.act(conv(x)) * keep
         return x.transpose(1, 2)
-
-
-class Tokenwise(nn.Module):
-    """A body that ignores the pad mask (the paper's heads read frozen token features as they are)."""
-
-    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
-        return x
 
 
 def _image_cnn(layout: EmbeddedLayout, width: int) -> tuple[nn.Module, int]:
@@ -124,14 +146,15 @@ def embedded_encoders(inputs: dict[str, int], d_model: int, width: int = 32, lay
     })
 
 
-def paper_heads(inputs: dict[str, int], d_model: int, text_vocab: int = 250_003, text_width: int = 256,
-                text_pad: int = 1) -> nn.ModuleDict:
-    """Heads over frozen embeddings. The paper fine-tunes XLM-R's embeddings and layer 0; here a fresh
-    embedding table of XLM-R's vocabulary (plus [MISSING]) stands in for them."""
+def paper_heads(inputs: dict[str, int], d_model: int, text_model: str = "FacebookAI/xlm-roberta-large",
+                text_layers: int = 1, text_vocab: int = 250_003, text_pad: int = 1) -> nn.ModuleDict:
+    """Heads over the frozen image and audio embeddings; the text head fine-tunes ``text_model``'s token
+    embeddings and first ``text_layers`` layers (the paper: XLM-R-large's layer 0, 1024-d) over its
+    vocabulary plus [MISSING]. ``text_model`` may be a local path."""
     return nn.ModuleDict({
         "image": FlaggedHead(nn.Identity(), inputs["image"] - 1, d_model),
         "audio": FlaggedHead(nn.Identity(), inputs["audio"] - 1, d_model),
-        "text": TokenHead(text_vocab, text_width, Tokenwise(), d_model, pad=text_pad),
+        "text": PretrainedTextHead(text_model, d_model, text_vocab, text_pad, text_layers),
     })
 
 
