@@ -8,6 +8,7 @@ Pure torch; the optional ``hf:`` semantic encoder imports ``transformers`` lazil
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,8 @@ class HfSentenceEncoder:
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1), dim=-1)
 
 
+#: The official code's: Sentence-BERT's mean-pooled, normalised all-mpnet-base-v2.
+PAPER_SEMANTIC = "hf:sentence-transformers/all-mpnet-base-v2"
 #: Semantic encoders by kind; ``semantic="kind"`` or ``"kind:argument"``, e.g. ``"hf:BAAI/bge-small-en"``.
 SEMANTIC = Registry("semantic encoder", {"bytes-ngram": BytesNgram, "hf": HfSentenceEncoder}, takes_arg={"hf"},
                     forms="bytes-ngram or hf:MODEL_NAME")
@@ -212,9 +215,10 @@ class AlignClip(ContrastiveModel):
     If no modality is named ``text`` (``text=None``, or tasks like XOR with modalities a, b, c),
     IMSep is off and the model is SharedCLIP: the shared tower trained on the unhalved pairwise
     CLIP loss α·Σ_pairs [CE + CE].
-    The ``semantic`` encoder (see :data:`SEMANTIC`) reads the text input as byte ids (byte b is
-    token b + 1, others ignored), as :class:`baselines.layouts.AudioVisualLayout` lays it out;
-    texts given as other token ids (m3-paper's XLM-R ids) would give meaningless distances.
+    The ``semantic`` encoder (see :data:`SEMANTIC`; by default the official code's Sentence-BERT,
+    :data:`PAPER_SEMANTIC`, loaded by name) reads the text input as byte ids (byte b is token b + 1,
+    0 pads), as :class:`baselines.layouts.AudioVisualLayout` lays it out, and refuses other token
+    ids (m3-paper's XLM-R ids), which read as bytes would give meaningless distances.
 
     The logit scale is learned and its parameter clamped into [0, ln 100] (s in [1, 100]) before each
     training step, as the authors' code clamps it after each optimizer step.
@@ -225,6 +229,9 @@ class AlignClip(ContrastiveModel):
     """
 
     normalises = True
+    #: The embedded layouts (the offline variants, encoders trained from scratch) keep their texts' distances
+    #: offline too; pass semantic=hf:... there for the paper's Sentence-BERT.
+    preferred_encoders = {family: {"semantic": "bytes-ngram"} for family in ("m3-embedded", "av-embedded")}
 
     @dataclasses.dataclass(frozen=True)
     class Config(ModelConfig):
@@ -235,12 +242,13 @@ class AlignClip(ContrastiveModel):
         imsep_sides: str = "both"  # a key of IMSEP_SIDES
         alpha: float = 1.0  # the weight of the CLIP term (1 in the paper)
         beta: float = 0.5  # of the IMSep terms (0.5 in the paper)
-        semantic: str = "bytes-ngram"  # the frozen semantic encoder of the texts, or "hf:MODEL_NAME"
+        semantic: str = PAPER_SEMANTIC  # the frozen semantic encoder of the texts: "hf:MODEL_NAME" or "bytes-ngram"
 
         def __post_init__(self) -> None:
             super().__post_init__()
             if self.d_model % self.heads:
                 raise ValueError(f"d_model={self.d_model} must be divisible by heads={self.heads}")
+            SEMANTIC.spec(self.semantic)  # a bad spec fails here, though the encoder loads on first use
             if self.imsep_sides not in IMSEP_SIDES:
                 raise ValueError(f"imsep_sides must be one of {sorted(IMSEP_SIDES)}, got {self.imsep_sides!r}")
 
@@ -253,8 +261,12 @@ class AlignClip(ContrastiveModel):
         self.logit_scale = LogitScale(c.logit_scale_init, min_value=1.0, max_value=100.0)
         self.text = c.text if c.text in self.modalities else None
         self.semantic_key = f"{c.text}:semantic"
-        # Built only when used, so that an hf model is never loaded for a task without texts.
-        self.semantic = semantic_encoder(c.semantic) if self.text is not None else None
+
+    @functools.cached_property
+    def semantic(self):
+        """The frozen semantic encoder of the texts, built on first use (training's forward): scoring, and a loss
+        given the semantic rows, never load one, nor does a task without texts."""
+        return semantic_encoder(self.config.semantic) if self.text is not None else None
 
     def encode(self, modality: str, x: Tensor) -> Tensor:
         return self.tower(modality, x)

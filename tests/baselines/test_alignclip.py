@@ -177,7 +177,7 @@ def test_token_ids_are_refused_rather_than_read_as_bytes():
 
 
 def test_forward_adds_the_semantic_embeddings_of_the_texts():
-    model = AlignClip(TWO, encoders="linear_l2")
+    model = AlignClip(TWO, encoders="linear_l2", semantic="bytes-ngram")
     ids = byte_ids(["one", "two", "three"], 3).float()
     out = model({"image": torch.randn(3, 3), "text": ids})
     assert list(out) == ["image", "text", "text:semantic"]
@@ -222,6 +222,24 @@ def test_hf_semantic_encoder_mean_pools_a_local_frozen_model(tmp_path, monkeypat
     assert model.loss(out).ndim == 0
     with pytest.raises(ValueError, match="semantic encoder"):
         AlignClip(TWO, semantic="hf")
+
+
+def test_the_default_semantic_encoder_is_the_official_sentence_bert_loaded_on_first_use(monkeypatch):
+    import transformers
+
+    loaded = []
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda name: loaded.append(name) or None)
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda name: loaded.append(name) or torch.nn.Identity())
+    model = AlignClip(TWO)
+    emb = with_semantics(TWO, 4)
+    model.loss(emb)  # the semantic rows given: nothing loads
+    assert loaded == []
+    assert model.semantic is not None and loaded == ["sentence-transformers/all-mpnet-base-v2"] * 2
+    # The offline variants' layouts keep their texts' distances offline.
+    from polymodal.benchmarks.tasks import load_task
+
+    for task in ("vggsound-plus", "symile-m3"):
+        assert load_task(task).model_config("alignclip")["semantic"] == "bytes-ngram"
 
 
 def test_card_rebuilds_the_model_and_its_weights_load():
@@ -290,7 +308,8 @@ def trained_alignment(name: str) -> float:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     mixing = torch.randn(len(ADJECTIVES) + len(NOUNS), 12, generator=g)
-    model = MODELS[name]({"image": 12, "text": CAPTIONS.shape[1]}, d_model=16, encoders="captioned-images")
+    offline = {"semantic": "bytes-ngram"} if name == "alignclip" else {}
+    model = MODELS[name]({"image": 12, "text": CAPTIONS.shape[1]}, d_model=16, encoders="captioned-images", **offline)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(60):
         loss = model.loss(model(sample(64, g, mixing)), generator=g)
