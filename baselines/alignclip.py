@@ -27,6 +27,10 @@ from .scoring import clip_scores
 #: training script separates both; their loss class defaults to the text side only, and
 #: an open issue says the paper separates the image side only.
 IMSEP_SIDES = {"both": (True, True), "image": (True, False), "text": (False, True)}
+#: How the text side's IMSep terms weigh with M − 1 partner modalities, by name -> weight of each of them (× β).
+#: "per_partner": each pair keeps the authors' two-modality loss, so the text weighs (M − 1)·β in all;
+#: "averaged": the text side weighs β in all, as each other modality does.
+TEXT_WEIGHTS = {"per_partner": lambda partners: 1.0, "averaged": lambda partners: 1.0 / partners}
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,19 +157,22 @@ def alignclip_loss(
     sides: str = "both",
     alpha: float = 1.0,
     beta: float = 0.5,
+    text_weight: str = "per_partner",
 ) -> Tensor:
-    """α·Σ_pairs [CE(s·A·Bᵀ) + CE(s·B·Aᵀ)] + β·Σ_{X ≠ text} [L_X + L_T^X].
+    """α·Σ_pairs [CE(s·A·Bᵀ) + CE(s·B·Aᵀ)] + β·Σ_{X ≠ text} [L_X + w·L_T^X].
 
     The CLIP term is summed over every pair of modalities and not halved. IMSep pairs the
     text (index ``text``) with each other modality X: L_X separates X (positive x·t),
-    L_T^X separates the text (positive t·x); ``sides`` keeps one or both. With two
-    modalities this is the authors' loss. ``text=None`` leaves the CLIP term only.
+    L_T^X separates the text (positive t·x); ``sides`` keeps one or both, and
+    ``text_weight`` (:data:`TEXT_WEIGHTS`) sets w. With two modalities this is the
+    authors' loss whatever w. ``text=None`` leaves the CLIP term only.
     """
     total = alpha * 2 * clip_loss(embeddings, scale, rows)
     if text is None:
         return total
     separate_others, separate_text = IMSEP_SIDES[sides]
     t = embeddings[text]
+    w = TEXT_WEIGHTS[text_weight](len(embeddings) - 1)
     distance = semantic_distance(semantic, _local(rows, len(t)), t.dtype)  # one N×N product for every term
     for k, x in enumerate(embeddings):
         if k == text:
@@ -173,7 +180,7 @@ def alignclip_loss(
         if separate_others:
             total = total + beta * imsep_loss(x, t, distance, scale, rows)
         if separate_text:
-            total = total + beta * imsep_loss(t, x, distance, scale, rows)
+            total = total + beta * w * imsep_loss(t, x, distance, scale, rows)
     return total
 
 
@@ -240,6 +247,7 @@ class AlignClip(ContrastiveModel):
         heads: int = 4  # its attention heads; they must divide d_model
         text: str | None = "text"  # the modality whose texts give the semantic distances
         imsep_sides: str = "both"  # a key of IMSEP_SIDES
+        text_weight: str = "per_partner"  # a key of TEXT_WEIGHTS: the text side's IMSep weight with 3+ modalities
         alpha: float = 1.0  # the weight of the CLIP term (1 in the paper)
         beta: float = 0.5  # of the IMSep terms (0.5 in the paper)
         semantic: str = PAPER_SEMANTIC  # the frozen semantic encoder of the texts: "hf:MODEL_NAME" or "bytes-ngram"
@@ -251,6 +259,8 @@ class AlignClip(ContrastiveModel):
             SEMANTIC.spec(self.semantic)  # a bad spec fails here, though the encoder loads on first use
             if self.imsep_sides not in IMSEP_SIDES:
                 raise ValueError(f"imsep_sides must be one of {sorted(IMSEP_SIDES)}, got {self.imsep_sides!r}")
+            if self.text_weight not in TEXT_WEIGHTS:
+                raise ValueError(f"text_weight must be one of {sorted(TEXT_WEIGHTS)}, got {self.text_weight!r}")
 
     def __init__(self, inputs: dict[str, int], **options):
         super().__init__()
@@ -293,7 +303,8 @@ class AlignClip(ContrastiveModel):
         c = self.config
         if self.training:  # the step before this one may have pushed it out: clamp before it is used again
             self.logit_scale.clamp_()
-        return alignclip_loss(ordered, self.logit_scale(), rows, text, semantic, c.imsep_sides, c.alpha, c.beta)
+        return alignclip_loss(ordered, self.logit_scale(), rows, text, semantic, c.imsep_sides, c.alpha, c.beta,
+                              c.text_weight)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         return clip_scores(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from polymodal.baselines import ENCODERS, MODELS, LinearL2, clip_loss, clip_scores
-from polymodal.baselines.alignclip import AlignClip, BytesNgram, decode_bytes
+from polymodal.baselines.alignclip import TEXT_WEIGHTS, AlignClip, BytesNgram, decode_bytes
 from polymodal.baselines.gap import alignment
 from tests.brute_force import sharded_mean, unit_rows
 
@@ -101,6 +101,21 @@ def test_weights_and_a_task_without_text():
     out = xor({m: torch.randn(4, 2) for m in "abc"})
     assert list(out) == ["a", "b", "c"]
     torch.testing.assert_close(xor.loss(out), 2 * clip_loss(list(out.values()), xor.logit_scale()))
+
+
+def test_the_text_side_weighs_per_partner_or_averaged():
+    emb = with_semantics(THREE, 6)
+    clip_only = AlignClip(THREE, beta=0.0).loss(emb)
+    text_side = {w: AlignClip(THREE, imsep_sides="text", text_weight=w).loss(emb) - clip_only for w in TEXT_WEIGHTS}
+    # Two partners: averaged, each of the two text-side terms weighs β/2, so they weigh β in all.
+    torch.testing.assert_close(text_side["averaged"], text_side["per_partner"] / 2)
+    assert text_side["per_partner"] > 0
+    other_side = {w: AlignClip(THREE, imsep_sides="image", text_weight=w).loss(emb) for w in TEXT_WEIGHTS}
+    torch.testing.assert_close(other_side["averaged"], other_side["per_partner"])  # the other modalities' terms stay
+    two = with_semantics(TWO, 6)  # one partner: the authors' loss either way
+    torch.testing.assert_close(AlignClip(TWO, text_weight="averaged").loss(two), AlignClip(TWO).loss(two))
+    with pytest.raises(ValueError, match="text_weight"):
+        AlignClip(THREE, text_weight="sum")
 
 
 def test_loss_explains_a_missing_semantic_key():
