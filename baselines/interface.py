@@ -97,6 +97,7 @@ Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymi
 """
 
 import abc
+import itertools
 from typing import ClassVar
 
 import torch
@@ -150,6 +151,12 @@ class ContrastiveModel(nn.Module, abc.ABC):
 def card_of(model: nn.Module, name: str, config: dict) -> dict:
     """A card as :meth:`ContrastiveModel.card` returns it: the parameters are counted, the config copied."""
     return {"name": name, "parameters": sum(p.numel() for p in model.parameters()), "config": dict(config)}
+
+
+def source_sets(sources: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every non-empty subset of ``sources``, smallest first: the inputs a missing-modality module meets at test
+    time, where any of its sources may be missing too."""
+    return [s for k in range(1, len(sources) + 1) for s in itertools.combinations(sources, k)]
 
 
 def ordered_queries(modalities: tuple[str, ...], queries: dict[str, Tensor], target: str) -> list[Tensor]:

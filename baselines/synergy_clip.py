@@ -5,7 +5,6 @@ missing modality's embedding from the two others."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +12,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig, build
 from .encoders import build_encoders
-from .interface import ContrastiveModel, card_of, ordered_queries
+from .interface import ContrastiveModel, card_of, ordered_queries, source_sets
 from .logit_scale import LogitScale
 from .losses import infonce
 
@@ -39,11 +38,6 @@ class Reconstructor(nn.Module):
             raise ValueError(f"need at least one of {tuple(self.mappers)}, got {sorted(present)}")
         h = sum(self.mappers[m](present[m]) for m in sources)
         return h + self.bottleneck(h)
-
-    def source_sets(self) -> list[tuple[str, ...]]:
-        """Every non-empty set of sources: a test may drop one more modality than the target."""
-        names = tuple(self.mappers)
-        return [s for k in range(1, len(names) + 1) for s in itertools.combinations(names, k)]
 
 
 class SynergyClip(ContrastiveModel):
@@ -130,7 +124,7 @@ class SynergyClip(ContrastiveModel):
         local = {m: e[slice(None) if rows is None else rows].detach() for m, e in embeddings.items()}
         loss = 0
         for t, block in self.reconstructors.items():
-            sets = block.source_sets()
+            sets = source_sets(tuple(block.mappers))
             loss = loss + sum(
                 (1 - F.cosine_similarity(block({m: local[m] for m in s}), local[t], dim=-1)).mean() for s in sets
             ) / len(sets)

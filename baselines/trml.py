@@ -4,7 +4,6 @@ of "virtual" embeddings that stand in for a missing modality."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable
 
 import torch
@@ -13,7 +12,7 @@ from torch import Tensor, nn
 
 from polymodal.registry import Registry
 
-from .interface import card_of
+from .interface import card_of, source_sets
 from .losses import infonce
 from .reference import ReferenceModel
 
@@ -56,10 +55,8 @@ class Generator(nn.Module):
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
 
     def source_sets(self) -> list[tuple[str, ...]]:
-        """Every set of present sources the generator accepts: the non-empty subsets with "mean" fusion."""
-        if not self.fusion.partial:
-            return [self.sources]
-        return [s for k in range(1, len(self.sources) + 1) for s in itertools.combinations(self.sources, k)]
+        """Every set of present sources the generator accepts: any with "mean" fusion, all of them with "concat"."""
+        return source_sets(self.sources) if self.fusion.partial else [self.sources]
 
     def direction(self, present: dict[str, Tensor]) -> Tensor:
         parts = [present[m] for m in self.sources if m in present]

@@ -281,7 +281,9 @@ def _bench(args) -> int:
         raise SystemExit(f"--suite {args.suite} fixes its datasets; drop {' '.join(args.extra)}")
     runs = [(t["task"], t["bench_args"]) for t in load_suites()[args.suite]["tasks"]] if args.suite else \
         [(args.task, args.extra)]
-    stale = lambda suite: [t for t in suite["tasks"] if t["version"] != load_task(t["task"]).version]  # noqa: E731
+    def stale(suite) -> list[dict]:  # the suite's tasks at a version this code no longer scores
+        return [t for t in suite["tasks"] if t["version"] != load_task(t["task"]).version]
+
     if args.suite and (old := stale(load_suites()[args.suite])):
         current = [name for name, suite in sorted(load_suites().items()) if not stale(suite)]
         raise SystemExit(f"--suite {args.suite} pins {old[0]['task']} {old[0]['version']}, which this code no longer "

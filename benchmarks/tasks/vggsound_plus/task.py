@@ -149,8 +149,7 @@ FILLS: dict[str, Callable] = {
 ABSENT_QUERIES: dict[str | None, tuple[str, Callable]] = {
     None: ("scored on the present queries alone", lambda queries, absent, means: queries),
     "mean": ("each absent query modality at its mean train embedding, as Symile scores missing data",
-             lambda queries, absent, means: {
-                 **{m: means[m].expand(len(next(iter(queries.values()))), -1) for m in absent}, **queries}),
+             lambda queries, absent, means: {**{m: FILLS["mean"](None, queries, m, means) for m in absent}, **queries}),
 }
 
 
