@@ -24,6 +24,7 @@ def _data_files_yaml(manifest: dict, prefix: str) -> str:
 
 def render_card(builder: Builder, manifest: dict) -> str:
     template = resources.files("polymodal.data_cards").joinpath(builder.card).read_text(encoding="utf-8")
+    total = sum(s["samples"] for s in manifest["splits"].values())
     values = {
         "dataset_id": manifest["dataset_id"],
         "content_digest": manifest["content_digest"],
@@ -34,7 +35,8 @@ def render_card(builder: Builder, manifest: dict) -> str:
         "config_json": json.dumps(manifest["config"], indent=2, sort_keys=True),
         "splits_table": _splits_table(manifest),
         "data_files": _data_files_yaml(manifest, builder.prefix),
-        "total_samples": f"{sum(s['samples'] for s in manifest['splits'].values()):,}",
+        "total_samples": f"{total:,}",
+        "size_category": size_category(total),
         "command": builder.command(),
         **builder.card_fields(manifest),
     }

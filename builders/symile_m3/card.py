@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from polymodal.builders.core.cards import size_category
 from polymodal.registry import parse_spec
 
 # What each source adds to the card's terms, by source kind.
@@ -55,7 +54,6 @@ def card_fields(c, manifest: dict) -> dict[str, str]:
         "missing_p": f"{c.missing_p:g}",
         "differences": differences_from_paper(c),
         "terms": "\n".join(f"- {line}" for line in terms(c)),
-        "size_category": size_category(sum(s["samples"] for s in manifest["splits"].values())),
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from polymodal.builders.core.cards import size_category
 from polymodal.builders.vggsound_plus.captioners import TEMPLATES
 from polymodal.builders.vggsound_plus.clips import MIN_AUDIO_SECONDS
 from polymodal.builders.vggsound_plus.failures import KINDS
@@ -42,7 +41,6 @@ def card_fields(c, manifest: dict) -> dict[str, str]:
         "rows": f"{rows:,}",
         "success_rate": f"{samples / rows:.1%}" if rows else "n/a",
         "errors_table": errors_table(manifest["errors"]),
-        "size_category": size_category(samples),
         "terms": TERMS,
     }
 
