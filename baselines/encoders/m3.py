@@ -37,6 +37,13 @@ class FlaggedHead(nn.Module):
         return self.norm(self.linear(self.body(features)) + self.indicator(flag))
 
 
+def crop_pads(ids: Tensor, pad: int) -> Tensor:
+    """Integer ids without their trailing all-pad columns: texts are left-aligned, so those carry nothing, and
+    cost most of the work."""
+    ids = ids.long()
+    return ids[:, :int((ids != pad).sum(1).max().clamp(min=1))]
+
+
 class TokenHead(nn.Module):
     """The paper's text head: body(token embeddings) -> per-token Linear -> mean over non-pad tokens -> LayerNorm."""
 
@@ -47,9 +54,7 @@ class TokenHead(nn.Module):
         self.body, self.linear, self.norm = body, nn.Linear(d_embed, d_model), nn.LayerNorm(d_model)
 
     def forward(self, ids: Tensor) -> Tensor:
-        ids = ids.long()
-        length = int((ids != self.pad).sum(1).max().clamp(min=1))
-        ids = ids[:, :length]  # texts are left-aligned: trailing pads carry nothing, and cost most of the work
+        ids = crop_pads(ids, self.pad)
         keep = (ids != self.pad).unsqueeze(-1).to(self.linear.weight.dtype)
         tokens = self.linear(self.body(self.embed(ids), keep))
         return self.norm((tokens * keep).sum(1) / keep.sum(1).clamp(min=1))
@@ -75,8 +80,7 @@ class PretrainedTextHead(nn.Module):
         self.linear, self.norm = nn.Linear(width, d_model), nn.LayerNorm(d_model)
 
     def forward(self, ids: Tensor) -> Tensor:
-        ids = ids.long()
-        ids = ids[:, :int((ids != self.pad).sum(1).max().clamp(min=1))]  # left-aligned: trailing pads carry nothing
+        ids = crop_pads(ids, self.pad)
         mask = ids != self.pad
         hidden = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
         keep = mask.unsqueeze(-1).to(hidden.dtype)
