@@ -1,8 +1,9 @@
-"""The temperature of contrastive logits: learned as in CLIP and Symile, fixed, or scheduled.
+"""The temperature of contrastive logits: learned as in CLIP and Symile, fixed, scheduled, or a learned divisor.
 
 The modality-gap mitigations of CPAL 2025 (arXiv 2412.07909) replace the learned
-temperature with a fixed or an increasing inverse temperature; :data:`TEMPERATURES`
-names the three, each built as ``TEMPERATURES[name](init, **options)``.
+temperature with a fixed or an increasing inverse temperature; GRAM learns the
+temperature τ itself. :data:`TEMPERATURES` names the four, each built as
+``TEMPERATURES[name](init, **options)``.
 """
 
 import math
@@ -89,9 +90,32 @@ class ScheduledLogitScale(nn.Module):
         return f"start={self.start:.4f}, end={self.end:.4f}, steps={self.steps}, step={int(self.step)}"
 
 
+class DivisorTemperature(nn.Module):
+    """GRAM's and TRIANGLE's temperature: a learned τ that divides the similarities, returned as s = 1/τ.
+
+    The official code learns τ itself (``contra_temp``, initialised to 0.07), unclamped and not through a
+    log, so its steps differ from a learned log scale's. ``init`` is a log scale like every
+    ``logit_scale_init``: τ starts at exp(−init).
+    """
+
+    def __init__(self, init: float = CLIP_LOGIT_SCALE_INIT):
+        super().__init__()
+        self.tau = nn.Parameter(torch.tensor(math.exp(-float(init))))
+
+    def forward(self) -> Tensor:
+        return 1 / self.tau
+
+    def advance(self) -> None:
+        """One training step has passed; a learned τ does not care."""
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau.item():.4f}"
+
+
 #: Temperatures by name; each builds as ``TEMPERATURES[name](logit_scale_init, **temperature_options)``.
 TEMPERATURES: Registry[Callable[..., nn.Module]] = Registry("temperature", {
     "learned": LogitScale,
     "fixed": lambda init, **options: LogitScale(init, learnable=False, **options),
     "schedule": ScheduledLogitScale,
+    "divisor": DivisorTemperature,
 })

@@ -13,10 +13,13 @@ from torch import nn
 from polymodal.registry import Registry, parse_spec
 
 from .alignclip import AlignClip
+from .confu import ConFu
+from .gated_symile import GatedSymile
+from .gram import Gram
 from .interface import INTERFACE, ContrastiveModel
-from .objectives import OBJECTIVES
 from .reference import ReferenceModel
 from .synergy_clip import SynergyClip
+from .triangle import Triangle
 from .trml import Trml
 
 __all__ = ["MODELS", "ReferenceModel", "model_class", "resolve_model"]
@@ -24,10 +27,15 @@ __all__ = ["MODELS", "ReferenceModel", "model_class", "resolve_model"]
 
 #: Reference models by name; each builds as ``MODELS[name](inputs, **config)``.
 MODELS: Registry[Callable[..., ContrastiveModel]] = Registry("model", {
-    **{name: functools.partial(ReferenceModel, objective=name) for name in OBJECTIVES},
+    "clip": functools.partial(ReferenceModel, objective="clip"),
+    "symile": functools.partial(ReferenceModel, objective="symile"),
     "alignclip": AlignClip,
     "synergy-clip": SynergyClip,
     "trml": Trml,
+    "gram": Gram,
+    "triangle": Triangle,
+    "gated-symile": GatedSymile,
+    "confu": ConFu,
 })
 
 

@@ -25,7 +25,8 @@ class ReferenceModel(ContrastiveModel):
     temperature: a key of :data:`TEMPERATURES`. "learned" (the default), "fixed" at
         ``logit_scale_init``, or "schedule": the inverse temperature rises linearly from
         exp(logit_scale_init) to exp(temperature_options["end"]) over
-        temperature_options["steps"] training loss calls (counted in training mode only).
+        temperature_options["steps"] training loss calls (counted in training mode only);
+        "divisor" learns τ = 1/scale itself, as GRAM does.
         ``learn_logit_scale`` is the older spelling: True means "learned", False "fixed".
     swap_p: in training mode, the probability that a row exchanges two of its
         modalities' embeddings before the loss (see :func:`swap_modalities`).
@@ -72,7 +73,7 @@ class ReferenceModel(ContrastiveModel):
             # Drawing nothing when swap_p is 0 keeps the generator's stream, and so Symile's negatives, as before.
             if self.config.swap_p > 0:
                 ordered = swap_modalities(ordered, self.config.swap_p, generator)
-        return self.objective.loss(ordered, scale, rows, generator)
+        return self.objective.loss(dict(zip(self.modalities, ordered)), scale, rows, generator)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         return self.objective.score(ordered_queries(self.modalities, queries, target), candidates, self.logit_scale())

@@ -24,8 +24,37 @@ def linear_l2_encoders(inputs: dict[str, int], d_model: int) -> nn.ModuleDict:
     return nn.ModuleDict({m: LinearL2(d_in, d_model) for m, d_in in inputs.items()})
 
 
+class Mlp(nn.Sequential):
+    """``depth`` Linear layers with ReLU between, ``width`` wide inside, onto the unit sphere if ``unit``."""
+
+    def __init__(self, d_in: int, d_out: int, width: int, depth: int, unit: bool):
+        widths = [d_in, *([width] * (depth - 1)), d_out]
+        layers: list[nn.Module] = []
+        for k in range(depth):
+            linear = nn.Linear(widths[k], widths[k + 1])
+            nn.init.kaiming_normal_(linear.weight, mode="fan_out")
+            nn.init.zeros_(linear.bias)
+            layers += [linear] if k == depth - 1 else [linear, nn.ReLU()]
+        super().__init__(*layers)
+        self.unit = unit
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = super().forward(x)
+        return F.normalize(y, dim=-1) if self.unit else y
+
+
+def mlp_encoders(inputs: dict[str, int], d_model: int, width: int = 256, depth: int = 3,
+                 unit: bool = True) -> nn.ModuleDict:
+    """The encoders of Gated Symile's Synthetic-XNOR: Linear(d_in, 256)–ReLU–Linear(256, 256)–ReLU–
+    Linear(256, d_model) at the defaults, Kaiming-normal (fan_out) weights and zero biases as there, and
+    L2-normalised outputs, as its ``embedding_norm: True`` gives every model."""
+    if depth < 1:
+        raise ValueError(f"an mlp needs depth >= 1, got {depth}")
+    return nn.ModuleDict({m: Mlp(d_in, d_model, width, depth, unit) for m, d_in in inputs.items()})
+
+
 #: Encoder families by name; each builds as ``family(inputs, d_model, **encoder_options)``.
-ENCODERS: Registry[Callable[..., nn.ModuleDict]] = Registry("encoders", {"linear_l2": linear_l2_encoders, **M3_ENCODERS, **AV_ENCODERS,
+ENCODERS: Registry[Callable[..., nn.ModuleDict]] = Registry("encoders", {"linear_l2": linear_l2_encoders, "mlp": mlp_encoders, **M3_ENCODERS, **AV_ENCODERS,
                                                  "hf-synergy": hf_synergy_encoders})
 
 

@@ -69,15 +69,15 @@ class Task:
 
     def model_config(self, model: str | type) -> dict:
         """The settings reference model ``model`` (a registered name or a class) is built with on this task:
-        model_defaults, a logit scale for its embeddings' norm, and the encoders it prefers to the task's."""
-        from polymodal.baselines.logit_scale import CLIP_LOGIT_SCALE_INIT
+        model_defaults, a logit scale of 1 where LayerNorm embeddings meet a model that does not L2-normalise
+        them, and the encoders the model prefers to the task's."""
         from polymodal.baselines.models import model_class
 
         cls = model_class(model) if isinstance(model, str) else model
         config = dict(self.model_defaults)
-        if self.layernorm_encoders:  # a model that L2-normalises its outputs keeps CLIP's scale
-            normalised = getattr(cls, "normalises", False)
-            config["logit_scale_init"] = CLIP_LOGIT_SCALE_INIT if normalised else LAYERNORM_LOGIT_SCALE_INIT
+        # A model that L2-normalises its outputs keeps its own initial scale (CLIP's, for most).
+        if self.layernorm_encoders and not getattr(cls, "normalises", False):
+            config["logit_scale_init"] = LAYERNORM_LOGIT_SCALE_INIT
         return {**config, **getattr(cls, "preferred_encoders", {}).get(config.get("encoders"), {})}
 
     def inputs(self, manifest: dict) -> dict[str, int]:

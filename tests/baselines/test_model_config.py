@@ -20,6 +20,10 @@ OPTIONS = {
     "trml": {"objective": "symile", "negatives": "n_squared", "fusion": "concat", "alpha": 0.5, "d_model": 8},
     "synergy-clip": {"gamma": 2.0, "bottleneck": 7, "encoder_options": None},
     "alignclip": {"heads": 2, "imsep_sides": "text", "beta": 0.25, "text": None},
+    "gram": {"anchor": "b", "label_smoothing": 0.0, "temperature": "learned"},
+    "triangle": {"anchor": "all", "logit_scale_init": 1.0},
+    "gated-symile": {"negatives": "pair", "pair_negatives": 3, "gate_type": "softmax", "gate_neutral": "ones"},
+    "confu": {"fusion_weight": 0.25, "fusion_hidden": 7, "dropout": 0.0},
 }
 
 
@@ -83,19 +87,21 @@ class ByHand:
     preferred_encoders = {"m3-embedded": {"encoders": "linear_l2"}}
 
 
-def test_an_l2_normalising_model_keeps_clip_scale_on_a_layernorm_task():
+def test_an_l2_normalising_model_keeps_its_own_scale_on_a_layernorm_task():
+    for task in (LayerNormTask(), load_task("symile-m3"), load_task("vggsound-plus"), load_task("xor")):
+        assert "logit_scale_init" not in task.model_config(UnitSphereClip)
+        assert "logit_scale_init" not in task.model_config(ByHand)
     for task in (LayerNormTask(), load_task("symile-m3"), load_task("vggsound-plus")):
-        assert task.model_config(UnitSphereClip)["logit_scale_init"] == CLIP_LOGIT_SCALE_INIT
-        assert task.model_config(ByHand)["logit_scale_init"] == CLIP_LOGIT_SCALE_INIT
         assert task.model_config(ReferenceModel)["logit_scale_init"] == 0.0
-    assert "logit_scale_init" not in load_task("xor").model_config(UnitSphereClip)  # no LayerNorm: the model's own
+        # Gated Symile's own start is a scale of 1, with its ×d factor; CLIP's would be 14× hotter.
+        assert "logit_scale_init" not in task.model_config("gated-symile")
     task = load_task("symile-m3")
     model = UnitSphereClip(task.inputs({"config": {"images": "digits"}}), **task.model_config(UnitSphereClip))
     assert model.logit_scale().item() == pytest.approx(1 / 0.07)
 
 
 def test_a_model_prefers_its_own_encoders_for_a_task_family():
-    expected = {"encoders": "linear_l2", "d_model": 64, "logit_scale_init": CLIP_LOGIT_SCALE_INIT}
+    expected = {"encoders": "linear_l2", "d_model": 64}
     assert LayerNormTask().model_config(ByHand) == expected
     assert load_task("xor").model_config(ByHand) == {"d_model": 16}  # xor names no family to replace
     vgg = load_task("vggsound-plus")
@@ -104,13 +110,18 @@ def test_a_model_prefers_its_own_encoders_for_a_task_family():
     assert load_task("symile-m3").model_config("synergy-clip")["encoders"] == "m3-embedded"
 
 
+#: Whether each registered model L2-normalises what it scores, as its docstring says.
+MODELS_NORMALISING = {"clip": False, "symile": False, "trml": False, "synergy-clip": True, "alignclip": True,
+                      "gram": True, "triangle": True, "gated-symile": True, "confu": True}
+
+
 def expected_config(task: str, model: str) -> dict:
     """What each task built each registered model with before the models declared themselves."""
     if task == "xor":
         return {"d_model": 16}
-    normalises = model in ("synergy-clip", "alignclip")
-    config = {"encoders": "m3-embedded" if task == "symile-m3" else "av-embedded", "d_model": 64,
-              "logit_scale_init": CLIP_LOGIT_SCALE_INIT if normalises else 0.0}
+    config = {"encoders": "m3-embedded" if task == "symile-m3" else "av-embedded", "d_model": 64}
+    if not MODELS_NORMALISING[model]:  # a model on the unit sphere keeps its own initial scale
+        config["logit_scale_init"] = 0.0
     if (task, model) == ("vggsound-plus", "synergy-clip"):
         config |= {"encoders": "hf-synergy", "encoder_options": {"size": "tiny"}}
     if model == "alignclip":  # the embedded layouts keep its texts' distances offline, as before its paper default

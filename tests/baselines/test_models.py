@@ -2,13 +2,14 @@
 
 import json
 import math
+import re
 import textwrap
 
 import pytest
 import torch
 
 import polymodal.baselines.interface
-from polymodal.baselines import MODELS, OBJECTIVES, ContrastiveModel, clip_loss, clip_scores, resolve_model, symile_loss
+from polymodal.baselines import ENCODERS, MODELS, OBJECTIVES, ContrastiveModel, clip_loss, clip_scores, resolve_model, symile_loss
 
 INPUTS = {"a": 5, "b": 4, "c": 3}
 
@@ -34,8 +35,9 @@ def test_card_counts_parameters_and_rebuilds_the_model(name):
 def test_encode_maps_every_modality_onto_the_unit_sphere(name):
     model = MODELS[name](INPUTS, d_model=8)
     embeddings = model(batch())
-    assert list(embeddings) == list(INPUTS)
-    for m, e in embeddings.items():
+    assert [m for m in embeddings if m in INPUTS] == list(INPUTS)  # forward may add loss inputs (ConFu's fused pairs)
+    for m in INPUTS:
+        e = embeddings[m]
         assert e.shape == (6, 8)
         torch.testing.assert_close(e.norm(dim=1), torch.ones(6))
         torch.testing.assert_close(e, model.encode(m, batch()[m]))
@@ -182,7 +184,7 @@ def test_resolve_model_imports_a_user_class(user_module):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("nope", r"expected one of \['alignclip', 'clip', 'symile', 'synergy-clip', 'trml'\]"),
+        ("nope", re.escape(f"expected one of {sorted(MODELS)}")),
         ("module_that_does_not_exist_123:Model", "cannot import"),
         ("{module}:Missing", "has no class"),
         ("{module}:Unfinished", "missing: loss, score, card"),
@@ -192,3 +194,17 @@ def test_resolve_model_imports_a_user_class(user_module):
 def test_resolve_model_explains_bad_specs(user_module, spec, message):
     with pytest.raises(ValueError, match=message):
         resolve_model(spec.format(module=user_module))
+
+
+def test_the_mlp_family_is_the_official_xnor_encoder():
+    torch.manual_seed(0)
+    encoder = ENCODERS["mlp"]({"a": 128}, 64)["a"]
+    linears = [layer for layer in encoder if isinstance(layer, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(128, 256), (256, 256), (256, 64)]
+    assert all((l.bias == 0).all() for l in linears)
+    # Kaiming-normal, fan_out: std sqrt(2 / out_features).
+    assert linears[1].weight.std().item() == pytest.approx(math.sqrt(2 / 256), rel=0.05)
+    torch.testing.assert_close(encoder(torch.randn(4, 128)).norm(dim=1), torch.ones(4))
+    raw = ENCODERS["mlp"]({"a": 3}, 5, width=7, depth=1, unit=False)["a"]
+    with torch.no_grad():
+        assert len(raw) == 1 and raw(torch.ones(2, 3)).norm(dim=1).max().item() != pytest.approx(1.0)

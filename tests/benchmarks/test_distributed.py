@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from polymodal.builders.core.runner import build
 from polymodal.builders.xor import XorBuilder, XorConfig
+from tests.benchmarks.ddp_worker import CASES
 from tests.helpers import ROOT, sigkill_when
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -25,7 +26,7 @@ def test_two_ranks_equal_one_process_for_every_loss(tmp_path):
                    capture_output=True, timeout=300)
     report = json.loads(out.read_text())
     val = report.pop("val")
-    assert set(report) == {"clip", "symile-n", "symile-n2"}
+    assert set(report) == {label for label, _, _ in CASES}
     for label, diff in report.items():
         assert diff["grad_norm"] > 1e-3, label  # the comparison is not between zeros
         assert diff["loss"] < 1e-5 and diff["grad"] < 1e-5, (label, diff)
