@@ -22,6 +22,10 @@ MEDIA_FIELDS = (AUDIO, LABEL, IMAGE, META, TEXT)  # sorted, as a tar holds them
 XOR_MODALITIES = ("a", "b", "c")
 XOR_FIELDS = (*(f"{m}.npy" for m in XOR_MODALITIES), META)
 
+# Members of Synthetic-XNOR: one float32 .npy row per modality, its signal coordinates first.
+XNOR_MODALITIES = ("a", "b", "c")
+XNOR_FIELDS = (*(f"{m}.npy" for m in XNOR_MODALITIES), META)
+
 _MEMBER = re.compile(r"([0-9A-Za-z_-]+)\.([0-9A-Za-z_.-]+)")
 
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
-from polymodal.builders.core.options import check_values, option
+from polymodal.builders.core.options import check_values, float_list, option
 from polymodal.builders.core.tarshards import npy_rows
 from polymodal.builders.schema import META, XOR_FIELDS
 
@@ -81,35 +81,6 @@ class XorBuilder(Builder):
             "chance": f"{2.0 ** -c.dim:.4f}",
             "test_draws": str(c.test_draws),
         }
-
-
-def float_list(text: str) -> list[float]:
-    """Parse "0,0.5,1", a sweep "START:STOP:STEP" (STOP included) or "0,0.1,...,1"; a sweep whose steps do not
-    land on its last value is refused rather than silently cut short."""
-    if ":" in text:
-        parts = [p.strip() for p in text.split(":")]
-        if len(parts) != 3:
-            raise ValueError(f"a sweep reads START:STOP:STEP; got {text!r}")
-        first, last, step, digits = *map(float, parts), parts
-        return _arithmetic(text, first, step, last, digits)
-    parts = [p.strip() for p in text.split(",")]
-    if "..." not in parts:
-        return [float(p) for p in parts]
-    if len(parts) != 4 or parts[2] != "...":
-        raise ValueError(f"a sweep reads FIRST,SECOND,...,LAST; got {text!r}")
-    first, second, last = float(parts[0]), float(parts[1]), float(parts[3])
-    return _arithmetic(text, first, second - first, last, [parts[0], parts[1], parts[3]])
-
-
-def _arithmetic(text: str, first: float, step: float, last: float, written: list[str]) -> list[float]:
-    if step <= 0 or last < first:
-        raise ValueError(f"a sweep must increase: {text!r}")
-    steps = (last - first) / step
-    if abs(steps - round(steps)) > 1e-9:
-        raise ValueError(f"the sweep {text!r} steps by {step:g} from {first:g} and never reaches {last:g}")
-    # Round to the step's precision so 0.1 steps give 0.3, not 0.30000000000000004.
-    digits = max(len(p.partition(".")[2]) for p in written)
-    return [round(first + k * step, digits + 2) for k in range(int(round(steps)) + 1)]
 
 
 def generate(rng: np.random.Generator, n: int, dim: int, p_hat: float):

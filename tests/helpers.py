@@ -13,7 +13,7 @@ from polymodal.baselines.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The reference models every task must run (docs/compatibility.md): every registered one.
-FIVE = tuple(MODELS)
+REFERENCE_MODELS = tuple(MODELS)
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:

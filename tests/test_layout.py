@@ -28,7 +28,7 @@ MAY_IMPORT = {
     "leaderboard": set(),
 }
 NEVER_THIRD_PARTY = {"builders": {"torch.nn"}, "leaderboard": {"torch"}}
-DATASETS = ("xor", "symile_m3", "vggsound_plus")
+DATASETS = ("xor", "xnor", "symile_m3", "vggsound_plus")
 
 PROBE = """
 import importlib, json, pkgutil, sys

@@ -13,6 +13,7 @@ from polymodal.registry import Registry, parse_spec
 TASKS: Registry[str] = Registry("task", {
     "symile-m3": "polymodal.benchmarks.tasks.symile_m3.task:SymileM3Task",
     "vggsound-plus": "polymodal.benchmarks.tasks.vggsound_plus.task:VggSoundPlusTask",
+    "xnor": "polymodal.benchmarks.tasks.xnor:XnorTask",
     "xor": "polymodal.benchmarks.tasks.xor:XorTask",
 }, error=SystemExit)
 

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from polymodal.benchmarks.data import load_split_arrays
-from polymodal.benchmarks.protocols.gap import GAP_METRICS, gap_evaluation
+from polymodal.benchmarks.protocols import robustness
+from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
+from polymodal.benchmarks.protocols.missing import absent_scoring, train_means
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.builders.xor import bayes_accuracy
 from polymodal.leaderboard.declarations import Metric, Reference
@@ -40,6 +42,7 @@ class XorTask(Task):
         Metric("acc1", 0, 1, True, "top-1 accuracy of b predicted from (a, c) among all 2^d bit vectors, "
                "mean over the test draws"),
         *GAP_METRICS,
+        *robustness.METRICS,
     )
     references: ClassVar[dict[str, Reference]] = {
         "bayes_bound": Reference("Bayes bound", "the best accuracy any predictor of b from (a, c) can reach"),
@@ -75,18 +78,26 @@ class XorTask(Task):
     def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:
         dim = manifest["config"]["dim"]
         candidates = model.encode("b", torch.from_numpy(all_bit_vectors(dim)))
+
+        def hits(queries: dict[str, torch.Tensor], truth: np.ndarray) -> torch.Tensor:
+            predicted = model.score(queries, "b", candidates).argmax(dim=1).numpy()
+            return torch.from_numpy(predicted == truth)
+
         draws = sorted((s for s in manifest["splits"] if s.startswith("test_")), key=lambda s: int(s[5:]))
-        accuracies, embedded = [], []
+        accuracies, embedded, truths = [], [], []
         for split in draws:
             data = self.load_split(data_dir, split)
-            queries = {m: model.encode(m, data[m]) for m in ("a", "c")}
-            predicted = model.score(queries, "b", candidates).argmax(dim=1).numpy()
-            accuracies.append(float((predicted == bits_to_index(data["b"].numpy())).mean()))
-            embedded.append({"a": queries["a"], "b": model.encode("b", data["b"]), "c": queries["c"]})
+            embedded.append(embed(model, data))
+            truths.append(bits_to_index(data["b"].numpy()))
+            accuracies.append(float(hits({m: embedded[-1][m] for m in ("a", "c")}, truths[-1]).double().mean()))
         k = len(accuracies)
         stderr = float(np.std(accuracies, ddof=1) / np.sqrt(k)) if k > 1 else None
         acc1 = {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k, "outcomes": draws_outcome(accuracies)}
-        metrics = {"acc1": acc1, **gap_evaluation(embedded)}
+        # The sweep scores the draws pooled: every query against the same 2^d candidates.
+        pooled = {m: torch.cat([e[m] for e in embedded]) for m in ("a", "c")}
+        truth = np.concatenate(truths)
+        means = train_means(model, self.load_split(data_dir, "train"))
+        metrics = {"acc1": acc1, **gap_evaluation(embedded),
+                   **robustness.robustness_metrics(lambda q: hits(q, truth), model, pooled, means)}
         references = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}
-        return Evaluation(metrics, references)
-
+        return Evaluation(metrics, references, scoring=absent_scoring(model))

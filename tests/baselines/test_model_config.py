@@ -119,6 +119,8 @@ def expected_config(task: str, model: str) -> dict:
     """What each task built each registered model with before the models declared themselves."""
     if task == "xor":
         return {"d_model": 16}
+    if task == "xnor":  # the official MLP encoders, L2-normalised, so no task sets a scale
+        return {"encoders": "mlp", "d_model": 256}
     config = {"encoders": "m3-embedded" if task == "symile-m3" else "av-embedded", "d_model": 64}
     if not MODELS_NORMALISING[model]:  # a model on the unit sphere keeps its own initial scale
         config["logit_scale_init"] = 0.0

@@ -22,7 +22,7 @@ from polymodal.benchmarks.tasks.vggsound_plus.task import MIN_VAL, MODALITIES, V
 from polymodal.builders.core.manifest import load_manifest
 from polymodal.builders.vggsound_plus.index import class_index
 from polymodal.leaderboard.schema import validate_result
-from tests.helpers import FIVE, ROOT
+from tests.helpers import REFERENCE_MODELS, ROOT
 
 CLASSES = {"dog barking": "0x803020", "playing piano": "0x208030", "bird chirping, tweeting": "0x203080"}
 TONES = (330, 550, 770)  # clips of a class share its colour and differ in tone
@@ -62,7 +62,7 @@ def clips(tmp_path_factory):
 def bench(clips, tmp_path_factory):
     """`polymodal bench` over every present model, in a subprocess as a user runs it; its folder."""
     out = tmp_path_factory.mktemp("bench")
-    args = ["bench", "--task", "vggsound-plus", "--models", ",".join(FIVE), "--out", out, "--no-progress",
+    args = ["bench", "--task", "vggsound-plus", "--models", ",".join(REFERENCE_MODELS), "--out", out, "--no-progress",
             "--index", clips / "index.csv", "--media-dir", clips, "--frame-size", "32", "--classes", *CLASSES]
     # One thread: on batches this small more only add synchronisation, which costs seconds on a shared 2-core box.
     env = {**os.environ, CACHE_ENV: str(out / "features"), "OMP_NUM_THREADS": "1"}
@@ -83,12 +83,12 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
     assert board["rejected"] == []
     (task,) = board["tasks"].values()
     assert task["primary_metric"] == "zeroshot/image_audio/acc1" and task["name"] == "vggsound-plus"
-    assert len(task["entries"]) == len(FIVE)
+    assert len(task["entries"]) == len(REFERENCE_MODELS)
     assert task["datasets"][0]["references"] == {"chance": pytest.approx(1 / 3)}
     report = (bench / "report" / "report.md").read_text()
     assert "vggsound-plus (version 1.1)" in report
     assert task["datasets"][0]["label"] == "6 test clips, 3 classes, template captions"
-    for model in FIVE:
+    for model in REFERENCE_MODELS:
         result = json.loads((bench / "results" / "vggsound-plus" / "index" / f"{model}.json").read_text())
         validate_result(result)
         metrics = result["metrics"]
@@ -111,7 +111,7 @@ def test_bench_trains_and_scores_every_model_into_a_valid_leaderboard(bench):
 def test_symile_scores_a_missing_query_at_its_mean_and_the_result_says_so(bench):
     """Symile's MIP of two embeddings is a dot product it never trained: a one-query view takes the absent
     modality's train mean, which must equal the two-query view with that modality dropped and mean-filled."""
-    results = {m: json.loads((bench / "results" / "vggsound-plus" / "index" / f"{m}.json").read_text()) for m in FIVE}
+    results = {m: json.loads((bench / "results" / "vggsound-plus" / "index" / f"{m}.json").read_text()) for m in REFERENCE_MODELS}
     for model, result in results.items():
         rule = "mean" if result["model"]["config"]["model"].get("objective") == "symile" else "none"
         assert result["scoring"]["absent_queries"].startswith(f"{rule}: "), model

@@ -14,6 +14,8 @@ from polymodal.builders.core.options import command_line, flag
 # A config per builder with every identity option away from its default, and a runtime one set.
 UNUSUAL = {
     "xor": dict(dim=3, p_hat=0.25, train=70, val=9, test=11, test_draws=2, seed=4, shard_size=13),
+    "xnor": dict(bits=3, dim=11, signal_scale=0.5, distractor_std=2.0, corruption_p=0.25, b_share=0.3,
+                 corruption="gaussian", samples=70, seed=4, shard_size=13),
     "symile-m3": dict(languages=("en", "el", "uk"), images="imagenet:/data/ilsvrc", audio="commonvoice:/cv",
                       names="translations:/t t.json", train=5, val=6, test=7, missing_p=0.3, seed=2, shard_size=3),
     "vggsound-plus": dict(index="/my index.csv", index_split="train", splits=("test",),

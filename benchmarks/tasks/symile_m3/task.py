@@ -24,7 +24,9 @@ import torch
 
 from polymodal.baselines.layouts import EMBEDDED
 from polymodal.benchmarks.featurize import load_features
+from polymodal.benchmarks.protocols import robustness
 from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
+from polymodal.benchmarks.protocols.missing import absent_scoring, train_means
 from polymodal.benchmarks.protocols.retrieval import topk
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.symile_m3.featurizers import (
@@ -78,10 +80,12 @@ def bootstrap(hits: np.ndarray, resamples: int = BOOTSTRAP, seed: int = BOOTSTRA
     return float(means.std(ddof=1)), float(low), float(high)
 
 
+QUERIES = ("audio", "text")  # the protocol retrieves the image
+
+
 @torch.no_grad()
-def retrieve(model, embeddings: dict[str, torch.Tensor]) -> np.ndarray:
+def retrieve(model, queries: dict[str, torch.Tensor], candidates: torch.Tensor) -> np.ndarray:
     """For each (audio, text) row, the index of the best-scoring image among all rows' images."""
-    queries, candidates = {m: embeddings[m] for m in ("audio", "text")}, embeddings["image"]
     _, best = topk(lambda rows: model.score({m: q[rows] for m, q in queries.items()}, "image", candidates), len(candidates), 1)
     return best[:, 0].numpy()
 
@@ -97,6 +101,7 @@ class SymileM3Task(Task):
         Metric("acc1_ci95_low", 0, 1, True, "2.5th percentile of acc1 over 1000 bootstrap resamples of the queries"),
         Metric("acc1_ci95_high", 0, 1, True, "97.5th percentile of acc1 over 1000 bootstrap resamples of the queries"),
         *GAP_METRICS,
+        *robustness.METRICS,
     )
     references: ClassVar[dict[str, Reference]] = {
         "pairwise_bound": Reference("pairwise bound 1/w", "what a model of pairs alone reaches at best: no pair "
@@ -145,7 +150,12 @@ class SymileM3Task(Task):
         arrays = self.split_arrays(data_dir, "test")  # read once: the inputs and the classes
         embeddings = embed(model, model_inputs(arrays))  # encoded once: for retrieval and the gap measures
         cls = arrays["cls"]
-        hits = (cls[retrieve(model, embeddings)] == cls).astype(np.float64)
+        queries = {m: embeddings[m] for m in QUERIES}
+
+        def hits_of(queries: dict[str, torch.Tensor]) -> np.ndarray:
+            return (cls[retrieve(model, queries, embeddings["image"])] == cls).astype(np.float64)
+
+        hits = hits_of(queries)
         stderr, low, high = bootstrap(hits)
         n = len(hits)
         metrics = {
@@ -153,10 +163,12 @@ class SymileM3Task(Task):
             "acc1_ci95_low": {"value": low, "n": n},
             "acc1_ci95_high": {"value": high, "n": n},
             **gap_evaluation([embeddings]),
+            **robustness.robustness_metrics(lambda q: torch.from_numpy(hits_of(q)), model, queries, train_means(
+                model, self.load_split(data_dir, "train"))),
         }
         references = {"pairwise_bound": 1.0 / len(manifest["config"]["languages"]),
                       "chance": 1.0 / manifest["info"]["classes_used"]}
-        return Evaluation(metrics, references)
+        return Evaluation(metrics, references, scoring=absent_scoring(model))
 
     def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
         sets = argparse.ArgumentParser(add_help=False)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -54,7 +53,9 @@ from torch import Tensor
 
 from polymodal.baselines.layouts import AUDIO_VISUAL
 from polymodal.benchmarks.featurize import load_features
+from polymodal.benchmarks.protocols import missing
 from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
+from polymodal.benchmarks.protocols.missing import FILLS, absent_scoring, own_fill, train_means
 from polymodal.benchmarks.protocols.retrieval import recall_at, target_ranks
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER, AudioVisualFeaturizer
@@ -131,39 +132,9 @@ def zeroshot_metrics(prefix: str, model, queries: dict[str, Tensor], prompts: Te
     }
 
 
-def own_fill(model, present: dict[str, Tensor], target: str) -> Tensor | None:
-    """The model's fill_missing, which a submitted model may lack."""
-    fill = getattr(model, "fill_missing", None)
-    return fill(present, target) if fill is not None else None
-
-
-#: How a dropped query modality is filled: (model, present embeddings, dropped modality, train means) -> (n, d) | None
-FILLS: dict[str, Callable] = {
-    "mean": lambda model, present, m, means: means[m].expand(len(next(iter(present.values()))), -1),
-    "model": lambda model, present, m, means: own_fill(model, present, m),
-}
-
-
-#: A model's `absent_queries` rule -> (what it does, for the result file; (queries, absent modalities, train means)
-#: -> the queries a view scores). A view such as zeroshot/image lacks a query modality besides its target.
-ABSENT_QUERIES: dict[str | None, tuple[str, Callable]] = {
-    None: ("scored on the present queries alone", lambda queries, absent, means: queries),
-    "mean": ("each absent query modality at its mean train embedding, as Symile scores missing data",
-             lambda queries, absent, means: {**{m: FILLS["mean"](None, queries, m, means) for m in absent}, **queries}),
-}
-
-
-def absent_rule(model) -> str | None:
-    rule = getattr(model, "absent_queries", None)
-    if rule not in ABSENT_QUERIES:
-        raise SystemExit(f"the model's absent_queries is {rule!r}; known: {', '.join(map(repr, ABSENT_QUERIES))}")
-    return rule
-
-
 def completed(model, queries: dict[str, Tensor], target: str, means: dict[str, Tensor]) -> dict[str, Tensor]:
     """The queries a view scores, by the model's rule for the modalities it lacks besides `target`."""
-    absent = [m for m in MODALITIES if m not in queries and m != target]
-    return ABSENT_QUERIES[absent_rule(model)][1](queries, absent, means)
+    return missing.completed(model, queries, [m for m in MODALITIES if m not in queries and m != target], means)
 
 
 def with_fills(model, emb: dict[str, Tensor], dropped: str, kept: str, means: dict[str, Tensor]):
@@ -246,7 +217,7 @@ class VggSoundPlusTask(Task):
         if not len(test["cls"]):
             raise SystemExit(f"{data_dir} has no test clips to score")
         emb = embed(model, {m: torch.from_numpy(test[m]) for m in MODALITIES})
-        means = {m: e.mean(0) for m, e in embed(model, self.load_split(data_dir, "train")).items()}
+        means = train_means(model, self.load_split(data_dir, "train"))
         classes = class_names(manifest)
         position = {c: i for i, c in enumerate(classes)}
         labels = torch.tensor([position[c] for c in test["cls"].tolist()])
@@ -256,9 +227,7 @@ class VggSoundPlusTask(Task):
             **reconstruction_metrics(model, emb),
             **gap_evaluation([emb]),
         }
-        rule = absent_rule(model)
-        return Evaluation(metrics, {"chance": 1.0 / len(classes)},
-                          scoring={"absent_queries": f"{rule or 'none'}: {ABSENT_QUERIES[rule][0]}"})
+        return Evaluation(metrics, {"chance": 1.0 / len(classes)}, scoring=absent_scoring(model))
 
     def bench_configs(self, extra_args: list[str]) -> dict[str, object]:
         (config,) = super().bench_configs(extra_args).values()
