@@ -4,6 +4,7 @@ gated, per candidate, toward learned neutral directions, so that an unreliable m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 
@@ -67,16 +68,20 @@ class ModalityGate(nn.Module):
         unit = F.normalize(self.neutral, dim=1)  # a learned direction is renormalised at every use
         return {m: unit[k] for k, m in enumerate(self.modalities)}
 
-    def weights(self, target: str, candidates: Tensor, queries: dict[str, Tensor]) -> dict[str, Tensor]:
-        """(n_q, n_c) gate weights w_m of each query modality, for ``candidates`` (n_c, d) of ``target``."""
+    def weights(self, target: str, candidates: Tensor, queries: dict[str, Tensor], paired: bool = False
+                ) -> dict[str, Tensor]:
+        """(n_q, n_c) gate weights w_m of each query modality, for ``candidates`` (n_c, d) of ``target``; with
+        ``paired``, (n,) weights of query row i and candidate i only."""
         temp = F.softplus(self.log_temp) + 0.1
         q = F.normalize(self.q_proj[target](candidates), dim=-1)
-        logits = {m: F.normalize(self.k_proj[m](e), dim=-1) @ q.T / temp for m, e in queries.items()}
+        cross = _rowwise if paired else _all_pairs
+        logits = {m: cross(F.normalize(self.k_proj[m](e), dim=-1), q) / temp for m, e in queries.items()}
         if not self.use_null:
             null = None
         else:
             t = self.modalities.index(target)
-            null = ((self.null_head(candidates).squeeze(-1) + self.null_logit[t]) / temp)[None, :]
+            null = (self.null_head(candidates).squeeze(-1) + self.null_logit[t]) / temp
+            null = null if paired else null[None, :]
         if self.gate_type == "sigmoid":
             keep = 1.0 if null is None else 1 - torch.sigmoid(null)
             return {m: torch.sigmoid(s) * keep for m, s in logits.items()}
@@ -84,7 +89,8 @@ class ModalityGate(nn.Module):
         probabilities = stacked.softmax(0)
         return {m: probabilities[k] for k, m in enumerate(logits)}
 
-    def coefficients(self, weights: dict[str, Tensor], queries: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+    def coefficients(self, weights: dict[str, Tensor], queries: dict[str, Tensor], paired: bool = False
+                     ) -> dict[str, tuple[Tensor, Tensor]]:
         """Per query modality, (a/r, b/r): g_m(i, j) = (a/r)(i, j)·e_m[i] + (b/r)(i, j)·n_m."""
         alpha = torch.sigmoid(self.strength)
         neutrals = self.neutrals()
@@ -96,10 +102,20 @@ class ModalityGate(nn.Module):
                 continue
             b = alpha * (1 - w)
             e = queries[m]
-            norm2, cross = (e * e).sum(-1)[:, None], (e @ neutrals[m])[:, None]
+            norm2, cross = (e * e).sum(-1), e @ neutrals[m]
+            if not paired:  # per query row, the same for every candidate
+                norm2, cross = norm2[:, None], cross[:, None]
             r = (a * a * norm2 + b * b + 2 * a * b * cross).clamp_min(1e-12).sqrt()
             out[m] = (a / r, b / r)
         return out
+
+
+def _all_pairs(x: Tensor, y: Tensor) -> Tensor:
+    return x @ y.T
+
+
+def _rowwise(x: Tensor, y: Tensor) -> Tensor:
+    return (x * y).sum(-1)
 
 
 class GatedSymile(ContrastiveModel):
@@ -160,23 +176,24 @@ class GatedSymile(ContrastiveModel):
     def encode(self, modality: str, x: Tensor) -> Tensor:
         return F.normalize(self.encoders[modality](x), dim=-1)
 
-    def gated_scores(self, target: str, queries: dict[str, Tensor], candidates: Tensor) -> Tensor:
+    def gated_scores(self, target: str, queries: dict[str, Tensor], candidates: Tensor, paired: bool = False
+                     ) -> Tensor:
         """(n_q, n_c) logits of each candidate of ``target`` against each query tuple, every pair gated by its
-        candidate. The product of the gated queries expands into 2^(M−1) terms, each one matmul."""
-        coefficients = self.gate.coefficients(self.gate.weights(target, candidates, queries), queries)
+        candidate; with ``paired``, the (n,) logits of query tuple i with candidate i alone. The product of the
+        gated queries expands into 2^(M−1) terms, each one matmul (or row-wise product)."""
+        weights = self.gate.weights(target, candidates, queries, paired)
+        coefficients = self.gate.coefficients(weights, queries, paired)
         neutrals = self.gate.neutrals()
+        cross = _rowwise if paired else _all_pairs
+        rows = len(next(iter(queries.values())))
         total = 0.0
         for sides in itertools.product((0, 1), repeat=len(queries)):  # per query: 0 its row, 1 its neutral
             if neutrals is None and any(sides):
                 continue
-            vectors = [queries[m] if side == 0 else neutrals[m][None, :] for m, side in zip(queries, sides)]
-            product = vectors[0]
-            for v in vectors[1:]:
-                product = product * v
-            weight = 1.0
-            for m, side in zip(queries, sides):
-                weight = weight * coefficients[m][side]
-            total = total + weight * (product.expand(len(next(iter(queries.values()))), -1) @ candidates.T)
+            product = functools.reduce(
+                torch.mul, [queries[m] if side == 0 else neutrals[m][None, :] for m, side in zip(queries, sides)])
+            weight = functools.reduce(torch.mul, [coefficients[m][side] for m, side in zip(queries, sides)])
+            total = total + weight * cross(product.expand(rows, -1), candidates)
         return self.dvs * self.logit_scale() * total
 
     def loss(
@@ -199,9 +216,10 @@ class GatedSymile(ContrastiveModel):
         shuffled = {m: embeddings[m][torch.randperm(n, generator=generator, device=device).to(embeddings[m].device)]
                     for m in others}
         logits = self.gated_scores(target, shuffled, embeddings[target][rows]).T  # local targets x N tuples
-        positives = self.gated_scores(target, {m: embeddings[m][rows] for m in others}, embeddings[target][rows])
+        positives = self.gated_scores(target, {m: embeddings[m][rows] for m in others}, embeddings[target][rows],
+                                      paired=True)
         logits = logits.clone()
-        logits.diagonal(rows.start).copy_(positives.diagonal())
+        logits.diagonal(rows.start).copy_(positives)
         labels = torch.arange(rows.start, rows.stop, device=logits.device)
         return F.cross_entropy(logits, labels)
 

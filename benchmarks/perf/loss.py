@@ -1,10 +1,15 @@
-"""Time and peak memory of polymodal's Symile loss against the official `symile` package.
+"""Time and peak memory of polymodal's Symile loss against the official `symile` package,
+and of the newer objectives against Symile's O(N) loss.
 
 Forward plus backward of the loss on three L2-normalised (N, d) float32 embeddings
 and a learned logit scale, for
   * O(N) negatives at N = 256, 1024, 4096: time (goal: ours/official <= 1.0);
   * O(N^2) negatives at N = 256, 512, 1024: time (goal <= 1.2) and peak memory
-    (goal <= 0.10).
+    (goal <= 0.10);
+  * GRAM (text anchor, label smoothing), TRIANGLE, Gated Symile (in-batch, with
+    its gate) and ConFu (with its projections and fusion MLPs) at N = 256, 1024,
+    4096: time and peak memory as ratios to our Symile O(N) at the same N (no
+    goal: what each objective costs; GRAM's N·N Gram determinants dominate).
 
 Method. Each (implementation, negatives, N) runs in a fresh subprocess, so that no
 run inherits another's allocator state or peak. It calls the loss once at N = 8
@@ -37,13 +42,31 @@ import torch
 import torch.nn.functional as F
 
 from polymodal.baselines.losses import symile_loss
+from polymodal.baselines.models import MODELS
+from polymodal.baselines.volumes import gram_volume, triangle_area2, volume_loss
 
 IMPLEMENTATIONS = {
     "official": lambda embeddings, scale, negatives: symile.Symile(negatives)(embeddings, scale),
     "ours": lambda embeddings, scale, negatives: symile_loss(embeddings, scale, negatives),
 }
+
+
+def _model_loss(name: str, d: int):
+    """The loss of reference model ``name`` on given embeddings, with its own parameters (gate, fusion heads)."""
+    model = MODELS[name]({m: d for m in "abc"}, d_model=d)
+    return lambda embeddings, scale, negatives: model.loss(dict(zip("abc", embeddings)))
+
+
+#: The newer objectives, each built for width d; measured against "ours" with O(N) negatives.
+NEW_LOSSES = {
+    "gram": lambda d: lambda e, scale, negatives: volume_loss(e, scale, gram_volume, [0], 0.1),
+    "triangle": lambda d: lambda e, scale, negatives: volume_loss(e, scale, triangle_area2, [0], 0.1),
+    "gated-symile": lambda d: _model_loss("gated-symile", d),
+    "confu": lambda d: _model_loss("confu", d),
+}
 SIZES = {"n": (256, 1024, 4096), "n_squared": (256, 512, 1024)}
-REPEATS = {"n": 10, "n_squared": 3}  # O(N^2) passes take seconds to minutes each
+# O(N^2) passes take seconds to minutes each, and GRAM's N^2 determinants seconds at N = 4096.
+REPEATS = {"n": 10, "n_squared": 3, "new": 3}
 
 
 def official_n_squared_bytes(n: int, d: int) -> int:
@@ -63,8 +86,8 @@ def peak_resident_bytes() -> int:
 
 def measure(implementation: str, negatives: str, n: int, d: int, repeats: int, warmup: int) -> dict:
     """Runs inside the worker subprocess."""
-    loss_fn = IMPLEMENTATIONS[implementation]
     torch.manual_seed(0)
+    loss_fn = IMPLEMENTATIONS[implementation] if implementation in IMPLEMENTATIONS else NEW_LOSSES[implementation](d)
 
     def inputs(rows: int) -> tuple[list[torch.Tensor], torch.Tensor]:
         embeddings = [F.normalize(torch.randn(rows, d), dim=1).requires_grad_() for _ in range(3)]
@@ -124,12 +147,27 @@ def report(args: argparse.Namespace) -> None:
               f"{ours['seconds'] / official['seconds']:11.2f} {ours['peak_bytes'] / official['peak_bytes']:13.3f}")
 
 
+def report_new_losses(args: argparse.Namespace) -> None:
+    print("\nNewer objectives against our Symile O(N) at the same N (time ratio, peak memory ratio)")
+    print(f"{'N':>6} {'symile O(N)':>20} " + " ".join(f"{name:>26}" for name in NEW_LOSSES))
+    for n in SIZES["n"]:
+        anchor = run_worker(args, "ours", "n", n)
+        cells = []
+        for name in NEW_LOSSES:
+            got = run_worker(args, name, "new", n)
+            cells.append(f"{got['seconds'] * 1e3:7.1f} ms {got['seconds'] / anchor['seconds']:5.2f}x "
+                         f"{got['peak_bytes'] / max(anchor['peak_bytes'], 1):6.1f}x")
+        print(f"{n:6d} {anchor['seconds'] * 1e3:7.1f} ms {anchor['peak_bytes'] / 2**20:6.0f} MiB " + " ".join(
+            f"{c:>26}" for c in cells), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dim", type=int, default=256, help="embedding dimension d (default 256)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every run (default 2)")
     parser.add_argument("--repeats", type=int, help="measured passes per run (default 10 for O(N), 3 for O(N^2))")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured passes before the O(N) runs")
+    parser.add_argument("--only-new", action="store_true", help="measure the newer objectives only")
     parser.add_argument("--worker", nargs=3, metavar=("IMPL", "NEGATIVES", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -137,7 +175,9 @@ def main() -> None:
         implementation, negatives, n = args.worker
         print(json.dumps(measure(implementation, negatives, int(n), args.dim, args.repeats, args.warmup)))
     else:
-        report(args)
+        if not args.only_new:
+            report(args)
+        report_new_losses(args)
 
 
 if __name__ == "__main__":

@@ -140,3 +140,12 @@ def test_the_official_defaults_and_the_gates_weight_decay():
     assert {"gate.neutral", "gate.strength"} <= names
     with pytest.raises(ValueError, match="negatives must be one of"):
         MODELS["gated-symile"](INPUTS, negatives="all")
+
+
+@pytest.mark.parametrize("options", VARIANTS)
+def test_paired_scores_are_the_diagonal_of_all_pairs(options):
+    model = _model(**options)
+    e = _embeddings(model)
+    queries = {m: e[m] for m in ("b", "c")}
+    paired = model.gated_scores("a", queries, e["a"], paired=True)
+    torch.testing.assert_close(paired, model.gated_scores("a", queries, e["a"]).diagonal(), rtol=1e-12, atol=1e-12)
