@@ -63,7 +63,8 @@ def _add_subcommands(parser: argparse.ArgumentParser) -> None:
         description=(
             "Write DIR/report.md with the suites' rankings and one ranked Markdown table per task (rank, rank "
             "group, model, score with its 95%% interval, then each dataset), a plot per task that has one (e.g. "
-            "xor.png), and the list of rejected files; print the tables to stdout."
+            "xor.png) and its robustness sweep where its results carry one (xor-robustness.png), and the list "
+            "of rejected files; print the tables to stdout."
         ),
     )
     report.add_argument("--leaderboard", type=Path, default=Path(BOARD_FILENAME), metavar="FILE",

@@ -1,4 +1,4 @@
-"""What a task's plot shows, apart from how it is drawn (report.py draws a PNG, site/svg.py an SVG).
+"""What a task's plots show, apart from how they are drawn (report.py draws PNGs, svg.py SVGs).
 
 The primary metric against the dataset parameter the task names (xor: p_hat),
 one curve per model and group of other parameters, with the 95% interval of
@@ -6,16 +6,31 @@ each point as an error bar. A reference level (chance, 1/w, a Bayes bound) is
 known only at the datasets that were run, so it is drawn as a short level at
 each of those x, never as a line between them: between w=2 and w=5 there is
 no dataset whose 1/w would be 0.35.
+
+The robustness sweep (benchmarks/protocols/robustness.py writes it as metrics
+`robustness/{corruption}/{modality}@{p}`): per dataset a row of panels, one per
+corruption, each with the primary accuracy against the share p of test queries
+whose query modality was corrupted, one curve per model. A curve's point at p is
+the mean over the task's query modalities (each corrupted alone, the other kept
+clean); the per-modality values stay on the curve, as they stay in
+leaderboard.json among each entry's scores. The dataset's reference levels are
+flat across each panel: they do not depend on p.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 LEVEL_WIDTH = 0.3  # of the smallest gap between the x values run, each side of a level's point
+#: The sweep's corruptions in the order the producer lists them (the leaderboard cannot import it); a corruption
+#: a newer producer adds is drawn after these, by name.
+CORRUPTIONS = ("missing-own", "missing-mean", "misaligned", "noisy")
+_SWEEP = re.compile(r"^robustness/([^/@]+)/([^/@]+)@([^/@]+)$")
 
 
 @dataclass
@@ -52,7 +67,7 @@ def plot_data(task: dict[str, Any]) -> Plot | None:
     several = len(set(groups.values())) > 1
     curves = []
     for entry in task["entries"] + task["partial"]:
-        name = f"#{entry['rank']} {entry['model']}" if entry["rank"] else f"{entry['model']} (unranked)"
+        name = _legend_name(entry)
         by_group: dict[str, Curve] = {}
         for key in sorted(datasets, key=lambda k: datasets[k]["params"][x_param]):
             metric = entry["scores"].get(key, {}).get(task["primary_metric"])
@@ -76,6 +91,107 @@ def plot_data(task: dict[str, Any]) -> Plot | None:
         if level.segments:
             levels.append(level)
     return Plot(x_param, task["plot"]["symbol"], task["primary_metric"], curves, levels)
+
+
+@dataclass
+class SweepCurve:
+    label: str  # the model as the primary plot's legend names it
+    model: int  # its place in Sweep.models, so that a model has one colour in every panel
+    points: list[tuple[float, float]]  # p, the accuracy averaged over the modalities corrupted at that p
+    by_modality: dict[str, list[tuple[float, float]]]  # modality -> (p, accuracy) with only it corrupted
+
+
+@dataclass
+class SweepRow:
+    dataset: str  # the dataset's key
+    label: str
+    ranked: bool
+    modalities: list[str]  # the query modalities averaged over in this row
+    panels: dict[str, list[SweepCurve]]  # corruption -> one curve per model that ran it, in Sweep.models order
+    levels: list[tuple[str, str, float]]  # reference name, label, level
+
+
+@dataclass
+class Sweep:
+    metric: str  # the primary metric, which every point is a value of
+    corruptions: list[str]  # the panels of every row, in this order
+    models: list[str]  # legend labels, in rank order
+    rows: list[SweepRow]
+
+    @property
+    def modalities(self) -> list[str]:
+        return sorted({m for row in self.rows for m in row.modalities})
+
+
+def sweep_data(task: dict[str, Any]) -> Sweep | None:
+    """The task's robustness sweep per dataset and model, or None where no result carries one (older results)."""
+    entries = task["entries"] + task["partial"]
+    models = [_legend_name(entry) for entry in entries]
+    ranked = {d["key"] for d in task["datasets"]}
+    rows = []
+    for dataset in task["datasets"] + task["other_datasets"]:
+        panels: dict[str, list[SweepCurve]] = defaultdict(list)
+        modalities: set[str] = set()
+        for index, entry in enumerate(entries):
+            sweep = _sweep_of(entry["scores"].get(dataset["key"], {}))
+            for corruption, by_modality in sweep.items():
+                modalities.update(by_modality)
+                panels[corruption].append(SweepCurve(models[index], index, _mean_curve(by_modality), by_modality))
+        if panels:
+            levels = [(name, reference["label"], dataset["references"][name])
+                      for name, reference in task["references"].items()
+                      if _is_number(dataset["references"].get(name))]
+            rows.append(SweepRow(dataset["key"], dataset["label"], dataset["key"] in ranked, sorted(modalities),
+                                 dict(panels), levels))
+    if not rows:
+        return None
+    found = {c for row in rows for c in row.panels}
+    corruptions = [c for c in CORRUPTIONS if c in found] + sorted(found - set(CORRUPTIONS))
+    return Sweep(task["primary_metric"], corruptions, models, rows)
+
+
+def sweep_caption(task: dict[str, Any], sweep: Sweep) -> str:
+    """What the sweep's figure plots, in one line of plain text (each renderer escapes it)."""
+    return (f"Robustness: {sweep.metric} with one query modality corrupted at test time in a share p of the test "
+            f"queries (p = 0: clean), one panel per corruption ({', '.join(sweep.corruptions)}), one row per "
+            f"dataset, one line per model; each point is the mean over the query modalities "
+            f"({', '.join(sweep.modalities)}), each corrupted on its own; flat grey lines: the dataset's reference "
+            "levels.")
+
+
+def sweep_command(task: dict[str, Any]) -> str:
+    """What writes the sweep: every evaluation of the task, since it is part of each."""
+    return f"polymodal bench --task {task['name']} --models ..."
+
+
+def _sweep_of(scores: dict[str, Any]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """One result's sweep: corruption -> modality -> (p, value) by p. Names that do not parse, and rates outside
+    [0, 1], are no point of it."""
+    found: dict[str, dict[str, dict[float, float]]] = defaultdict(lambda: defaultdict(dict))
+    for name, metric in scores.items():
+        match = _SWEEP.match(name)
+        if not match:
+            continue
+        try:
+            p = float(match[3])
+        except ValueError:
+            continue
+        if math.isfinite(p) and 0 <= p <= 1 and _is_number(metric.get("value")):
+            found[match[1]][match[2]][p] = metric["value"]
+    return {corruption: {m: sorted(points.items()) for m, points in sorted(by_modality.items())}
+            for corruption, by_modality in found.items()}
+
+
+def _mean_curve(by_modality: dict[str, list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    at: dict[float, list[float]] = defaultdict(list)
+    for points in by_modality.values():
+        for p, value in points:
+            at[p].append(value)
+    return [(p, sum(values) / len(values)) for p, values in sorted(at.items())]
+
+
+def _legend_name(entry: dict[str, Any]) -> str:
+    return f"#{entry['rank']} {entry['model']}" if entry["rank"] else f"{entry['model']} (unranked)"
 
 
 def _groups(datasets: dict[str, dict[str, Any]], x_param: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from polymodal.leaderboard.plot import plot_data
+from polymodal.leaderboard.plot import plot_data, sweep_caption, sweep_command, sweep_data
 from polymodal.leaderboard.text import markdown, plain
 
 MISSING = "—"  # a model that was not run on that dataset
@@ -62,6 +62,12 @@ def write_report(board: dict[str, Any], out_dir: str | Path) -> Path:
         image = out_dir / _plot_filename(tasks, key)
         if save_plot(info, image) is not None:
             lines += ["", f"![{markdown(info['name'])}: {markdown(info['primary_metric'])} per model]({image.name})"]
+        sweep = out_dir / _plot_filename(tasks, key).replace(".png", "-robustness.png")
+        if save_sweep_plot(info, sweep) is not None:
+            lines += ["", f"![{markdown(info['name'])}: robustness of {markdown(info['primary_metric'])} per model]"
+                          f"({sweep.name})", "",
+                      f"{markdown(sweep_caption(info, sweep_data(info)))} The sweep is part of every evaluation: "
+                      f"`{markdown(sweep_command(info))}` writes it."]
     if board["rejected"]:
         lines += ["", "## Rejected files", ""]
         lines += [f"- {markdown(item['path'])}: {markdown(item['reason'])}" for item in board["rejected"]]
@@ -111,6 +117,48 @@ def save_plot(task: dict[str, Any], path: Path) -> Path | None:
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))  # outside: no curve is hidden
     figure.savefig(path, dpi=120)
+    return path
+
+
+def save_sweep_plot(task: dict[str, Any], path: Path) -> Path | None:
+    """The task's robustness sweep as a PNG at `path` (a row of panels per dataset, one per corruption); None if
+    no result of the task carries one."""
+    data = sweep_data(task)
+    if data is None:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = len(data.corruptions)
+    figure = Figure(figsize=(2.4 * columns + 2.6, 2.3 * len(data.rows) + 0.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(len(data.rows), columns, sharex=True, sharey=True, squeeze=False)
+    levels = list(dict.fromkeys(name for row in data.rows for name, _, _ in row.levels))
+    curves, level_lines = {}, {}  # the legend's: model index -> line, reference name -> level
+    for row, panels in zip(data.rows, grid):
+        for corruption, axes in zip(data.corruptions, panels):
+            for curve in row.panels.get(corruption, []):
+                p, y = zip(*curve.points)
+                curves[curve.model], = axes.plot(p, y, marker="o", markersize=4, color=f"C{curve.model % 10}",
+                                                  label=_plain(curve.label))
+            for name, label, y in row.levels:
+                style = LEVEL_STYLES[levels.index(name) % len(LEVEL_STYLES)]
+                level_lines[name] = axes.hlines(y, 0, 1, label=_plain(label), zorder=3, **style)
+            axes.set_title(_plain(corruption), fontsize="medium")
+            axes.set_xlim(-0.05, 1.05)
+            axes.set_ylim(-0.03, 1.03)
+            axes.set_xticks([0, 0.5, 1])
+            axes.grid(True, alpha=0.3)
+        panels[0].set_ylabel(_plain(row.label[:30] + ("" if row.ranked else " (not ranked)")) + "\naccuracy",
+                             fontsize="small")
+    for axes in grid[-1]:
+        axes.set_xlabel("p (share corrupted)", fontsize="small")
+    title = (f"{task['name']} v{task['version']}: {data.metric} with one query modality corrupted "
+             f"(mean over {', '.join(data.modalities)})")
+    figure.suptitle(plain(title).replace("$", r"\$"), x=0.01, ha="left")  # longer than a legend line may be
+    figure.legend(handles=[level_lines[name] for name in levels] + [curves[m] for m in sorted(curves)],
+                  fontsize="small", loc="outside right upper")
+    figure.savefig(path, dpi=110)
     return path
 
 

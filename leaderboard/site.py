@@ -6,6 +6,7 @@
     SITE/model-<slug>.html          a model's card and results
     SITE/dataset-<slug>.html        a dataset's card, digest and reproduce command
     SITE/plots/<slug>.svg           the task's plot
+    SITE/plots/<slug>-robustness.svg  its robustness sweep, where its results carry one
     SITE/csv/<page>.csv             each table
     SITE/assets/site.js, site.css   the few lines of script (sort, filter, pick columns) and the style
 
@@ -27,9 +28,9 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined
 from markupsafe import Markup
 
 from polymodal.leaderboard.identity import slug
-from polymodal.leaderboard.plot import plot_data
+from polymodal.leaderboard.plot import plot_data, sweep_caption, sweep_command, sweep_data
 from polymodal.leaderboard.submission import trained_on
-from polymodal.leaderboard.svg import render_svg
+from polymodal.leaderboard.svg import render_svg, render_sweep_svg
 from polymodal.leaderboard.text import lines, plain
 
 ASSETS = ("site.js", "site.css")
@@ -54,7 +55,16 @@ def write_site(board: dict[str, Any], out: str | Path) -> Path:
         if data is not None:
             svg = render_svg(data, f"{task['name']} v{task['version']}: {task['primary_metric']}")
             (out / "plots" / f"{task_slug(key)}.svg").write_text(svg, encoding="utf-8")
+        sweep = sweep_data(task)
+        if sweep is not None:
+            svg = render_sweep_svg(sweep, _sweep_title(task, sweep))
+            (out / "plots" / f"{task_slug(key)}-robustness.svg").write_text(svg, encoding="utf-8")
     return out / "index.html"
+
+
+def _sweep_title(task: dict[str, Any], sweep) -> str:
+    return (f"{task['name']} v{task['version']}: {sweep.metric} with one query modality corrupted "
+            f"(mean over {', '.join(sweep.modalities)})")
 
 
 def task_slug(key: str) -> str:
@@ -78,8 +88,12 @@ def _pages(board: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any], dict[s
     for key, task in board["tasks"].items():
         page = f"task-{task_slug(key)}"
         view = _task_view(task, models)
+        sweep = sweep_data(task)
+        robustness = sweep and {"src": f"plots/{task_slug(key)}-robustness.svg", "caption": sweep_caption(task, sweep),
+                                "command": sweep_command(task), "alt": _sweep_title(task, sweep)}
         pages[f"{page}.html"] = ("task.html", {"task": task, "view": view, "csv": f"{page}.csv",
-                                               "plot": f"plots/{task_slug(key)}.svg" if plot_data(task) else None},
+                                               "plot": f"plots/{task_slug(key)}.svg" if plot_data(task) else None,
+                                               "robustness": robustness},
                                  {f"{page}.csv": view["csv"]})
     for key, model in models.items():
         runs = [(task_key, entry) for task_key, task in board["tasks"].items()

@@ -1,7 +1,8 @@
 """A results folder written by an attacker, for the report, terminal, site and browser tests.
 
 It holds markup, script, a javascript: link, terminal escapes and a
-right-to-left override in every text field a result has; a newline in a file
+right-to-left override in every text field a result has (and, through the
+robustness sweep the hostile model carries, in both plots); a newline in a file
 and a folder name; out-of-range values; a future date; a reference model's
 name from another source; a symlink out of the folder; a dataset only one
 model ran; and a manifest that is not a result at all.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.leaderboard.results import make_result, write
+from tests.leaderboard.results import make_result, sweep_metrics, write
 
 # document.title and window.pwned change if any of it ever runs.
 SCRIPT = "<script>window.pwned=1;document.title='pwned'</script>"
@@ -39,6 +40,7 @@ def hostile_result(p_hat: float, value: float = 0.2) -> dict:
     result["code_version"] = {"package": f"0.1{HOSTILE}", "git_commit": HOSTILE}
     result["hardware"] |= {"device_name": HOSTILE, "platform": HOSTILE, "extra": HOSTILE}
     result["plot"] = {"x": "p_hat", "symbol": f"$p${HOSTILE}"}
+    result["metrics"] |= sweep_metrics(lambda corruption, modality, p: value * (1 - p / 2))  # its name in that plot too
     return result
 
 

@@ -46,6 +46,24 @@ def make_result(model: str = "symile", p_hat: float = 0.5, value: float = 0.5, s
     } | ({} if plot is None else {"plot": plot})
 
 
+SWEEP_CORRUPTIONS = ("missing-own", "missing-mean", "misaligned", "noisy")  # as benchmarks/protocols/robustness.py
+SWEEP_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def sweep_metrics(value, modalities=("a", "c"), corruptions=SWEEP_CORRUPTIONS, n: int = 100) -> dict:
+    """The robustness sweep's metrics as the harness writes them: robustness/{corruption}/{m}@{p} is
+    `value(corruption, m, p)`."""
+    return {f"robustness/{c}/{m}@{p:g}": {"value": value(c, m, p), "n": n}
+            for c in corruptions for m in modalities for p in SWEEP_RATES}
+
+
+def with_sweep(sweep, **fields) -> dict:
+    """A result that carries the robustness sweep `sweep(corruption, modality, p)` besides its other metrics."""
+    result = make_result(**fields)
+    result["metrics"] |= sweep_metrics(sweep)
+    return result
+
+
 def with_hits(hits, **fields) -> dict:
     """A result whose acc1 is the mean of per-query `hits`, which it keeps."""
     hits = np.asarray(hits, dtype=float)

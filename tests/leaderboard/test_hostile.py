@@ -101,7 +101,9 @@ def test_the_site_shows_hostile_strings_as_text_only(hostile):
             assert not attrs.get("href", "").lower().startswith("javascript"), page.name
         seen += "".join(parser.text)
     assert plain(EVIL) in seen and plain(f"GPL{HOSTILE}") in seen and plain(f"xor{HOSTILE}") in seen
-    svg = next((hostile / "site" / "plots").glob("*.svg")).read_text()
-    assert not re.search(r"<\s*(script|img|a|iframe|foreignObject)\b", svg) and "&lt;script&gt;" in svg
+    svgs = sorted((hostile / "site" / "plots").glob("*.svg"))
+    assert sorted(p.name.endswith("-robustness.svg") for p in svgs) == [False, True]  # the task's plot, its sweep
+    for svg in (p.read_text() for p in svgs):
+        assert not re.search(r"<\s*(script|img|a|iframe|foreignObject)\b", svg) and "&lt;script&gt;" in svg
     csv_text = next((hostile / "site" / "csv").glob("task-*.csv")).read_text()
     assert "\x1b" not in csv_text and "evil<script>" in csv_text  # CSV is text: its reader escapes nothing

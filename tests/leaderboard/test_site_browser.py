@@ -94,6 +94,11 @@ def test_task_page_renders_sorts_filters_and_runs_no_hostile_script(browser, sit
     assert all(th.is_displayed() for th in browser.find_elements(By.CSS_SELECTOR, "#ranking th.m1"))
     browser.find_element(By.CSS_SELECTOR, "#columns input[value=m1]").click()
 
+    # Both plots load under the page's CSP and parse: the task's plot and its robustness sweep.
+    loaded = browser.execute_script("return [...document.querySelectorAll('img.plot')].map(i => [i.getAttribute("
+                                    "'src'), i.complete && i.naturalWidth > 0])")
+    assert [ok for _, ok in loaded] == [True, True] and loaded[1][0].endswith("-robustness.svg")
+
     _untouched(browser, TITLE)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
