@@ -22,6 +22,8 @@ from polymodal.benchmarks.tasks.vggsound_plus.task import MIN_VAL, MODALITIES, V
 from polymodal.builders.core.manifest import load_manifest
 from polymodal.builders.vggsound_plus.index import class_index
 from polymodal.leaderboard.schema import validate_result
+from polymodal.baselines.models import model_class
+from polymodal.baselines.objectives import OBJECTIVES
 from tests.helpers import REFERENCE_MODELS, ROOT
 
 CLASSES = {"dog barking": "0x803020", "playing piano": "0x208030", "bird chirping, tweeting": "0x203080"}
@@ -113,8 +115,10 @@ def test_symile_scores_a_missing_query_at_its_mean_and_the_result_says_so(bench)
     modality's train mean, which must equal the two-query view with that modality dropped and mean-filled."""
     results = {m: json.loads((bench / "results" / "vggsound-plus" / "index" / f"{m}.json").read_text()) for m in REFERENCE_MODELS}
     for model, result in results.items():
-        rule = "mean" if result["model"]["config"]["model"].get("objective") == "symile" else "none"
-        assert result["scoring"]["absent_queries"].startswith(f"{rule}: "), model
+        objective = result["model"]["config"]["model"].get("objective")  # clip, symile, trml, gram, triangle
+        rule = OBJECTIVES[objective].absent_queries if objective else getattr(model_class(model), "absent_queries", None)
+        assert result["scoring"]["absent_queries"].startswith(f"{rule or 'none'}: "), model
+    assert results["symile"]["scoring"]["absent_queries"].startswith("mean: ")
     metrics = results["symile"]["metrics"]
     for kept, dropped in (("image", "audio"), ("audio", "image")):
         for name in ("acc1", "acc5", "mean_per_class_recall"):
