@@ -2,7 +2,7 @@
 
 Protocol 1.0: train on `train`, keep the epoch with the lowest validation loss, then, for every test
 (B, C), score every test A with the model's score() and take the best one (ties to the lower index).
-    acc1          the hit rate among all test A's, with its binomial standard error
+    acc1          the hit rate among all test A's, with its standard error
     acc1_inbatch  the paper's protocol: the same among the A's of the query's own batch of 128
                   consecutive test samples (the last batch partial, as the official test loader keeps it)
 References: bayes_bound and bayes_bound_inbatch, the Bayes-optimal accuracy of each protocol on the test
@@ -28,6 +28,7 @@ from polymodal.benchmarks.protocols import robustness
 from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
 from polymodal.benchmarks.protocols.missing import absent_scoring, train_means
 from polymodal.benchmarks.protocols.retrieval import stable_topk, topk
+from polymodal.benchmarks.protocols.summary import hit_metric
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.builders.schema import XNOR_MODALITIES
 from polymodal.builders.xnor import (
@@ -39,15 +40,8 @@ from polymodal.builders.xnor import (
     in_batches,
 )
 from polymodal.leaderboard.declarations import Metric, Reference
-from polymodal.leaderboard.outcomes import hits_outcome
 
 TARGET, QUERIES = "a", ("b", "c")
-
-
-def hit_metric(hits: np.ndarray) -> dict:
-    """The hit rate with its binomial standard error and every query's outcome, in query order."""
-    n, rate = len(hits), float(hits.mean())
-    return {"value": rate, "stderr": float(np.sqrt(rate * (1 - rate) / n)), "n": n, "outcomes": hits_outcome(hits)}
 
 
 def own_is_best(model, queries: dict[str, torch.Tensor], candidates: torch.Tensor) -> np.ndarray:

@@ -57,11 +57,11 @@ from polymodal.benchmarks.protocols import missing
 from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
 from polymodal.benchmarks.protocols.missing import FILLS, absent_scoring, own_fill, train_means
 from polymodal.benchmarks.protocols.retrieval import recall_at, target_ranks
+from polymodal.benchmarks.protocols.summary import hit_metric, mean_metric
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER, AudioVisualFeaturizer
 from polymodal.builders.vggsound_plus import class_index
 from polymodal.leaderboard.declarations import Metric, Reference
-from polymodal.leaderboard.outcomes import hits_outcome
 
 MODALITIES = ("image", "audio", "text")
 VAL_FRACTION = 0.1
@@ -98,19 +98,6 @@ def class_names(manifest: dict) -> dict[int, str]:
     """The zero-shot classes, class index -> display name: the build's --classes, else all of VGGSound's."""
     wanted = manifest["config"]["classes"] or class_index()
     return dict(sorted((class_index()[name], name) for name in wanted))
-
-
-def mean_metric(values: Tensor) -> dict:
-    """The mean over queries, with its standard error."""
-    values = values.double()
-    n = len(values)
-    stderr = float(values.std() / n**0.5) if n > 1 else None
-    return {"value": float(values.mean()), "stderr": stderr, "n": n}
-
-
-def hit_metric(hits: Tensor) -> dict:
-    """The hit rate, with every query's hit kept as the leaderboard's paired bootstrap reads it."""
-    return {**mean_metric(hits), "outcomes": hits_outcome(hits.bool().numpy())}
 
 
 def recall_metrics(prefix: str, ranks: Tensor) -> dict[str, dict]:
