@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 
 from torch import Tensor
 
+from polymodal.benchmarks.protocols.gap import embed
+
 
 def own_fill(model, present: dict[str, Tensor], target: str) -> Tensor | None:
     """The model's fill_missing, which a submitted model may lack."""
@@ -60,6 +62,4 @@ def own_fallback(model, queries: dict[str, Tensor], dropped: str, means: dict[st
 
 def train_means(model, train: dict[str, Tensor]) -> dict[str, Tensor]:
     """Each modality's mean train embedding: the fill of mean imputation."""
-    from polymodal.benchmarks.protocols.gap import embed
-
     return {m: e.mean(0) for m, e in embed(model, train).items()}
