@@ -1,0 +1,23 @@
+"""Per-query values summarised as a task's metrics: the mean, its standard error, and, for hits, every
+query's outcome, which the leaderboard's paired bootstrap reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from polymodal.leaderboard.outcomes import hits_outcome
+
+
+def mean_metric(values: Tensor | np.ndarray) -> dict:
+    """The mean over queries, with its standard error."""
+    values = torch.as_tensor(values).double()
+    n = len(values)
+    stderr = float(values.std() / n**0.5) if n > 1 else None
+    return {"value": float(values.mean()), "stderr": stderr, "n": n}
+
+
+def hit_metric(hits: Tensor | np.ndarray) -> dict:
+    """The hit rate, with every query's hit kept."""
+    return {**mean_metric(hits), "outcomes": hits_outcome(torch.as_tensor(hits).bool().numpy())}
