@@ -28,6 +28,7 @@ CASES = [
     ("symile-n2", "symile", {"negatives": "n_squared"}),
     ("gram", "gram", {}),
     ("gram-anchor-a", "gram", {"anchor": "a"}),
+    ("gram-dtm", "gram", {"dtm_weight": 0.1, "dtm_hidden": 8}),
     ("triangle", "triangle", {}),
     ("gated-symile-n", "gated-symile", {"gate_dim": 4, "gate_strength_init": 0.0}),
     ("gated-symile-pair", "gated-symile", {"gate_dim": 4, "gate_strength_init": 0.0, "negatives": "pair",
