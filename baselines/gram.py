@@ -64,6 +64,7 @@ class Gram(ReferenceModel):
         measure = MEASURES[self.objective.measure]
         anchors = self.objective.anchors(self.modalities)
         dtm = matching_loss(self.matching, ordered, self.logit_scale(), measure, anchors, rows, generator)
+        self.loss_terms = {self.config.objective: loss.detach(), "dtm": dtm.detach()}  # logged by the trainer
         return loss + self.config.dtm_weight * dtm
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:

@@ -112,6 +112,9 @@ class DivisorTemperature(nn.Module):
         return f"tau={self.tau.item():.4f}"
 
 
+#: The modules a temperature is built as, whose value training logs as a logit scale.
+TEMPERATURE_MODULES = (LogitScale, ScheduledLogitScale, DivisorTemperature)
+
 #: Temperatures by name; each builds as ``TEMPERATURES[name](logit_scale_init, **temperature_options)``.
 TEMPERATURES: Registry[Callable[..., nn.Module]] = Registry("temperature", {
     "learned": LogitScale,

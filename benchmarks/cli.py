@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from polymodal.argtypes import Parser, folder, integer, json_file, json_object, number, out_folder
+from polymodal.benchmarks.lr_schedules import SCHEDULES
+from polymodal.benchmarks.reporting import REPORTERS
 
 CARD_FIELDS = {"name", "revision", "license", "training_data"}  # what a submitter's card may set
 # The card fields eval fills in from the model, stand-ins here: a --card is checked before training, on its own.
@@ -51,7 +53,8 @@ def add_commands(subparsers) -> None:
 
     submit = subparsers.add_parser(
         "submit", help="train and score your own model",
-        description="Train and score your own model, given as `package.module:Class` (see baselines/interface.py for "
+        description="Train and score your own model, given by the name its installed package registers (entry-point "
+        "group polymodal.models) or as `package.module:Class` (see baselines/interface.py for "
         "the interface), and write a result file for the leaderboard. --card names a JSON file with your model's "
         f"card: any of {', '.join(sorted(CARD_FIELDS))}.",
     )
@@ -72,7 +75,7 @@ def add_commands(subparsers) -> None:
     which.add_argument("--task", choices=tasks, help="task to run")
     which.add_argument("--suite", choices=sorted(load_suites()), help="every task of a versioned suite, on its official "
                        "datasets (leaderboard/suites.json); takes no dataset options")
-    bench.add_argument("--models", type=_models, default="clip,symile", help="comma-separated model names or module:Class specs (default %(default)s)")
+    bench.add_argument("--models", type=_models, default="clip,symile", help="comma-separated model names (built-in or installed) or module:Class specs (default %(default)s)")
     bench.add_argument("--out", type=out_folder, required=True, help="benchmark folder")
     _add_common(bench)
     _add_no_verify(bench)
@@ -121,7 +124,8 @@ def _add_no_verify(parser) -> None:
 
 def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--task", choices=tasks, required=True, help="task whose protocol to follow")
-    parser.add_argument("--model", type=_model, required=True, help="a registered model (clip, symile) or module:Class")
+    parser.add_argument("--model", type=_model, required=True, help="a built-in model (clip, symile, ...), an installed one (entry-point "
+                        "group polymodal.models) or module:Class")
     parser.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`")
     parser.add_argument("--out", type=out_folder, required=True, help="run folder to write")
     parser.add_argument("--model-config", type=json_object, default={}, help='model settings as JSON, e.g. \'{"d_model": 32}\'')
@@ -130,6 +134,14 @@ def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--lr", type=number(above=0), help="override the task's default")
     parser.add_argument("--weight-decay", type=number(low=0), help="override the task's default")
     parser.add_argument("--seed", type=integer(low=0), default=0, help="training seed (default %(default)s)")
+    parser.add_argument("--lr-schedule", choices=sorted(SCHEDULES), help="learning rate per step: constant, or a "
+                        "cosine decay to 0 (default: the task's, constant)")
+    parser.add_argument("--warmup", type=integer(low=0), help="steps of linear learning-rate warm-up (default: the task's, 0)")
+    parser.add_argument("--log-every", type=integer(low=1), default=50, help="write a line to OUT/train_steps.jsonl every "
+                        "N optimizer steps: lr, loss and its terms, logit scales, samples/s (default %(default)s)")
+    parser.add_argument("--report-to", type=_reporters, default=(), help="also send those lines to: "
+                        f"{', '.join(sorted(REPORTERS))} (comma-separated; tensorboard writes OUT/tensorboard, "
+                        "wandb logs under OUT/wandb, offline with WANDB_MODE=offline)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast for the encoders")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
     parser.add_argument("--resume", action="store_true", help="continue the run OUT holds, from its last checkpoint; "
@@ -140,7 +152,7 @@ def _add_run_arguments(parser, tasks, dataset) -> None:
 
 
 def _model(text: str) -> str:
-    """--model: a registered model, or a `module:Class` that imports and meets the interface (checked now)."""
+    """--model: a built-in or installed model, or a `module:Class` that imports and meets the interface (checked now)."""
     from polymodal.baselines.models import resolve_model
 
     try:
@@ -148,6 +160,15 @@ def _model(text: str) -> str:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
+
+
+def _reporters(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in REPORTERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown reporter {', '.join(unknown) or repr(text)}; known: "
+                                         f"{', '.join(sorted(REPORTERS))}")
+    return names
 
 
 def _models(text: str) -> list[str]:
@@ -215,9 +236,16 @@ def _train_config(task_name: str, args):
 
     from polymodal.benchmarks.tasks import load_task
 
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay") if getattr(args, k, None) is not None}
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule", "warmup")
+                 if getattr(args, k, None) is not None}
     overrides.update({k: True for k in ("amp", "compile") if getattr(args, k, False)})
     return dataclasses.replace(load_task(task_name).train_defaults, seed=args.seed, **overrides)
+
+
+def _logging(args):
+    from polymodal.benchmarks.training import Logging
+
+    return Logging(every=args.log_every, report_to=args.report_to)
 
 
 def _train(args) -> int:
@@ -227,7 +255,7 @@ def _train(args) -> int:
     _join_torchrun()
     record = train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
                        model_config=args.model_config, progress=not args.no_progress, resume=args.resume,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, logging=_logging(args))
     s = record["summary"]
     if int(os.environ.get("RANK", 0)) != 0:
         return 0
@@ -261,7 +289,7 @@ def _submit(args) -> int:
     _check_run(args)
     train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
               model_config=args.model_config, card=args.card, progress=not args.no_progress, resume=args.resume,
-              overwrite=args.overwrite)
+              overwrite=args.overwrite, logging=_logging(args))
     result = evaluate_run(args.out, trust_code=True)  # the model is the one this command named
     print_metrics(result)
     if args.results:

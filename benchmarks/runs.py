@@ -3,6 +3,7 @@
     RUN/run.json           task, model spec and config, training config, dataset path, id and content digest
     RUN/best.safetensors   the selected weights (never pickled)
     RUN/train_log.jsonl    one line per epoch: losses and samples/s
+    RUN/train_steps.jsonl  one line every --log-every steps: lr, loss terms, logit scales, samples/s
     RUN/result.json        written by `polymodal eval RUN`
     plus the checkpoint that `--resume` continues from (see benchmarks.training)
 """
@@ -24,7 +25,7 @@ from polymodal.benchmarks.data import load_manifest, verified
 from polymodal.benchmarks.results import make_result, write_result
 from polymodal.benchmarks.tasks import TASKS, load_task
 from polymodal.benchmarks.tasks.base import TrainConfig
-from polymodal.benchmarks.training import BEST, Placement, fit
+from polymodal.benchmarks.training import BEST, Logging, Placement, fit
 from polymodal.builders.core.runner import LOCK, folder_lock
 from polymodal.builders.core.tarshards import write_atomic
 from polymodal.leaderboard.model_card import ModelCard
@@ -40,7 +41,7 @@ def _model(task, spec: str, manifest: dict, config: dict):
 
 def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, train: TrainConfig,
               model_config: dict | None = None, card: dict | None = None, progress: bool = True,
-              resume: bool = False, overwrite: bool = False) -> dict:
+              resume: bool = False, overwrite: bool = False, logging: Logging = Logging()) -> dict:
     """Train and record a run; with `resume`, continue the same run from its last checkpoint; with
     `overwrite`, replace whatever run `out_dir` holds."""
     if resume and overwrite:
@@ -78,7 +79,7 @@ def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, tr
         if place.main and not run_file.is_file():  # a resumed run keeps its record until it ends again
             _write_record(run_file, record)
         record["summary"] = fit(model, task.load_split(data_dir, "train"), task.load_split(data_dir, "val"), train,
-                                out_dir, resume=resume, progress=progress, place=place)
+                                out_dir, resume=resume, progress=progress, place=place, logging=logging)
         if place.main:
             _write_record(run_file, record)
     return record

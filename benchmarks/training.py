@@ -11,11 +11,16 @@ A checkpoint is written after every epoch into the run folder:
     trainer_state.pt   optimizer, RNG and bookkeeping; tensors and plain
                        containers only, loaded with weights_only=True
     train_log.jsonl    one line per epoch: losses, samples/s, samples/s per device
-Resuming from it continues bit for bit where the run stopped.
+    train_steps.jsonl  one line every `log_every` steps: step, epoch, lr, loss and its named terms, each
+                       logit scale, samples/s (per device too) and a Unix timestamp
+Resuming from it continues bit for bit where the run stopped. The learning rate follows
+`TrainConfig.lr_schedule` per optimizer step; `--report-to` also sends the step lines
+to TensorBoard or W&B (benchmarks.reporting).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import pickle
@@ -29,12 +34,24 @@ import torch.distributed as dist
 from safetensors.torch import load_model, save_model
 
 from polymodal.baselines.distributed import gather_with_grad
+from polymodal.baselines.logit_scale import TEMPERATURE_MODULES
+from polymodal.benchmarks.lr_schedules import lr_scheduler
+from polymodal.benchmarks.reporting import REPORTERS
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.builders.core.tarshards import write_atomic
 from polymodal.progress import progress_bar
 
 VAL_SEED_OFFSET = 1_000_003  # validation draws its own fixed negatives, so epochs compare fairly
-BEST, STATE, LOG = "best.safetensors", "trainer_state.pt", "train_log.jsonl"
+BEST, STATE, LOG, STEPS = "best.safetensors", "trainer_state.pt", "train_log.jsonl", "train_steps.jsonl"
+
+
+@dataclass(frozen=True)
+class Logging:
+    """What a run logs besides its epochs, none of which changes what it trains: a line every ``every``
+    optimizer steps, also sent to the reporters named in ``report_to`` (keys of REPORTERS)."""
+
+    every: int = 50
+    report_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,8 +166,20 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     return [group for group in groups if group["params"]]
 
 
+def step_scalars(model, loss: float, lr: float) -> dict[str, float]:
+    """The loss, its named terms (a model may leave them in ``loss_terms``), the learning rate and every
+    temperature module's logit scale, by its place in the model."""
+    scalars = {"loss": loss, "lr": lr}
+    scalars.update({f"loss/{k}": float(v) for k, v in (getattr(model, "loss_terms", None) or {}).items()})
+    for name, module in model.named_modules():
+        if isinstance(module, TEMPERATURE_MODULES):
+            scalars[f"logit_scale/{name}"] = float(module().detach())
+    return scalars
+
+
 def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
-        run_dir: Path, resume: bool = False, progress: bool = True, place: Placement | None = None) -> dict:
+        run_dir: Path, resume: bool = False, progress: bool = True, place: Placement | None = None,
+        logging: Logging = Logging()) -> dict:
     """Train `model`, checkpointing into `run_dir` after every epoch; leave it holding the best weights.
 
     Returns a summary for the run record: best epoch, its validation loss, seconds spent.
@@ -169,25 +198,45 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)  # batch order and Symile's negatives, alike on every rank
     autocast = _autocast(place, config.amp)
-    state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "seconds": 0.0, "log": []}
-    if resume and (run_dir / STATE).is_file():
-        state = _restore(run_dir, model, optimizer, generator)
-    run_dir.mkdir(parents=True, exist_ok=True)
     n = len(next(iter(train.values())))
+    steps_per_epoch = sum(1 for _ in _slices(n, config.batch_size, place))
+    scheduler = lr_scheduler(optimizer, config.lr_schedule, config.warmup, config.epochs * steps_per_epoch)
+    state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "seconds": 0.0, "log": [],
+             "step": 0, "steps": []}
+    if resume and (run_dir / STATE).is_file():
+        state = _restore(run_dir, model, optimizer, scheduler, generator)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    reporters = [REPORTERS[name](run_dir, dataclasses.asdict(config), state["step"])
+                 for name in logging.report_to] if place.main else []
     bar = progress_bar(range(state["epoch"] + 1, config.epochs), desc="train", unit="epoch",
                        shown=progress and place.main, initial=state["epoch"] + 1, total=config.epochs)
     for epoch in bar:
         began, seen = time.perf_counter(), 0
+        window = (began, 0)  # when the current logging window began, and the rows seen before it
         total = torch.zeros((), dtype=torch.float64, device=place.device)  # summed on the device: no sync per step
         trained.train()
         for batch in batches(train, torch.randperm(n, generator=generator), config.batch_size, place):
+            lr = optimizer.param_groups[0]["lr"]
             loss = batch_loss(trained, batch, generator, autocast)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             rows = len(next(iter(batch.values())))
             seen += rows
             total += loss.detach().double() * rows
+            state["step"] += 1
+            if state["step"] % logging.every == 0:  # the only steps that wait for the device
+                now = time.perf_counter()
+                per_device = (seen - window[1]) / (now - window[0])
+                record = {"step": state["step"], "epoch": epoch,
+                          **step_scalars(model, _mean_over_ranks(loss.detach(), place), lr),
+                          "samples_per_s": per_device * place.world, "samples_per_s_per_device": per_device,
+                          "time": time.time()}
+                window = (now, seen)
+                state["steps"].append(record)
+                for reporter in reporters:
+                    reporter.log({f"train/{k}": v for k, v in record.items() if k not in ("step", "time")}, state["step"])
         total = total.item()
         seconds = time.perf_counter() - began
         val_loss = mean_loss(trained, val, config.batch_size, config.seed, place, autocast)
@@ -201,16 +250,29 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_loss:.3f}",
                         samples_s=f"{record['samples_per_s']:,.0f}")
         state["log"].append(record)
+        for reporter in reporters:
+            reporter.log({"val/loss": val_loss, "train/epoch_loss": record["train_loss"]}, state["step"])
         if place.main:
-            _checkpoint(run_dir, model, optimizer, generator, state, improved)
+            _checkpoint(run_dir, model, optimizer, scheduler, generator, state, improved)
     bar.close()
+    for reporter in reporters:
+        reporter.close()
     if place.world > 1:
         dist.barrier()  # rank 0's best weights are on disk before anyone reads them
     load_model(model, str(run_dir / BEST), device=str(place.device))
     return {"best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"], "train_seconds": state["seconds"]}
 
 
-def _checkpoint(run_dir: Path, model, optimizer, generator: torch.Generator, state: dict, improved: bool) -> None:
+def _mean_over_ranks(loss: torch.Tensor, place: Placement) -> float:
+    if place.world > 1:
+        loss = loss.clone()
+        dist.all_reduce(loss)
+        loss /= place.world
+    return loss.item()
+
+
+def _checkpoint(run_dir: Path, model, optimizer, scheduler, generator: torch.Generator, state: dict,
+                improved: bool) -> None:
     """Weights first, then the state that names them, so a kill at any point resumes consistently.
 
     A kill after best.safetensors but before the state re-runs that epoch, which
@@ -220,7 +282,7 @@ def _checkpoint(run_dir: Path, model, optimizer, generator: torch.Generator, sta
     save_model(model, str(run_dir / last))
     if improved:
         save_model(model, str(run_dir / BEST))
-    blob = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+    blob = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(), "progress": {**state, "last": last}}
     state_bytes = io.BytesIO()
     torch.save(blob, state_bytes)
@@ -228,12 +290,12 @@ def _checkpoint(run_dir: Path, model, optimizer, generator: torch.Generator, sta
     for old in run_dir.glob("epoch-*.safetensors"):
         if old.name != last:
             old.unlink()
-    # The log is rewritten from the state, so a resumed run never repeats or loses a line.
-    log = "".join(json.dumps(record) + "\n" for record in state["log"])
-    write_atomic(run_dir / LOG, log.encode())
+    # The logs are rewritten from the state, so a resumed run never repeats or loses a line.
+    for name, records in ((LOG, state["log"]), (STEPS, state["steps"])):
+        write_atomic(run_dir / name, "".join(json.dumps(record) + "\n" for record in records).encode())
 
 
-def _restore(run_dir: Path, model, optimizer, generator: torch.Generator) -> dict:
+def _restore(run_dir: Path, model, optimizer, scheduler, generator: torch.Generator) -> dict:
     try:
         blob = torch.load(run_dir / STATE, weights_only=True)  # never unpickle arbitrary objects
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # torch's messages run to many lines
@@ -241,6 +303,7 @@ def _restore(run_dir: Path, model, optimizer, generator: torch.Generator) -> dic
                          "run again with --overwrite") from None
     load_model(model, str(run_dir / blob["progress"]["last"]))
     optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
     generator.set_state(blob["generator"])
     torch.set_rng_state(blob["torch_rng"])
     return blob["progress"]

@@ -27,7 +27,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"polymodal {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log what happens, such as retried downloads and why (-vv: debug detail too)")
+                        help="log what polymodal does, such as retried downloads and why (-vv: its debug detail, and "
+                        "every other package's log at INFO too)")
     parser.add_argument("-q", "--quiet", action="store_true", help="show no progress bars")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -55,8 +56,8 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> 
 
 
 def _configure_output(verbose: int, quiet: bool) -> None:
-    # Other libraries stay at WARNING: -v is about what polymodal does (its loggers are polymodal.*).
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # -v is about what polymodal does (its loggers are polymodal.*); other packages speak up from -vv.
+    logging.basicConfig(level=logging.INFO if verbose > 1 else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("polymodal").setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     progress.QUIET = quiet
 

@@ -33,6 +33,8 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads; None keeps torch's default
     amp: bool = False  # bf16 autocast for the encoders
     compile: bool = False  # torch.compile the model's forward
+    lr_schedule: str = "constant"  # a key of benchmarks.lr_schedules.SCHEDULES
+    warmup: int = 0  # steps of linear learning-rate warm-up
 
 
 @dataclass
