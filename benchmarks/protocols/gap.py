@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import stats
 from torch import Tensor
 
 from polymodal.baselines.gap import gap_metrics
@@ -39,7 +40,7 @@ def gap_evaluation(draws: list[dict[str, Tensor]]) -> dict[str, dict]:
     for name in measured[0]:
         values = np.array([m[name] for m in measured])
         if k > 1:
-            metrics[name] = {"value": float(values.mean()), "stderr": float(values.std(ddof=1) / np.sqrt(k)), "n": k,
+            metrics[name] = {"value": float(values.mean()), "stderr": float(stats.sem(values)), "n": k,
                              "outcomes": draws_outcome(values)}
         else:
             metrics[name] = {"value": float(values[0]), "n": len(next(iter(draws[0].values())))}

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from scipy import stats
 
 from polymodal.benchmarks.data import load_split_arrays
 from polymodal.benchmarks.protocols import robustness
@@ -91,7 +92,7 @@ class XorTask(Task):
             truths.append(bits_to_index(data["b"].numpy()))
             accuracies.append(float(hits({m: embedded[-1][m] for m in ("a", "c")}, truths[-1]).double().mean()))
         k = len(accuracies)
-        stderr = float(np.std(accuracies, ddof=1) / np.sqrt(k)) if k > 1 else None
+        stderr = float(stats.sem(accuracies)) if k > 1 else None
         acc1 = {"value": float(np.mean(accuracies)), "stderr": stderr, "n": k, "outcomes": draws_outcome(accuracies)}
         # The sweep scores the draws pooled: every query against the same 2^d candidates.
         pooled = {m: torch.cat([e[m] for e in embedded]) for m in ("a", "c")}

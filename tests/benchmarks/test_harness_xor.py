@@ -1,6 +1,7 @@
 """The harness end to end on small XOR builds: train, select, score, write results, rank."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -63,6 +64,14 @@ def test_results_describe_what_produced_them(trained, xor_data):
     assert result["metrics"]["acc1"]["n"] == 3 and result["metrics"]["acc1"]["stderr"] >= 0
     assert result["references"]["bayes_bound"] == 1.0 and result["seed"] == 0
     assert result["hardware"]["device"] == "cpu" and result["code_version"]["package"]
+
+
+def test_acc1_stderr_is_the_sample_standard_error_of_the_draws(trained):
+    for _, result in trained.values():
+        acc1 = result["metrics"]["acc1"]
+        draws = acc1["outcomes"]["values"]
+        k, mean = len(draws), sum(draws) / len(draws)
+        assert acc1["stderr"] == pytest.approx(math.sqrt(sum((d - mean) ** 2 for d in draws) / (k - 1) / k), abs=1e-12)
 
 
 def test_training_is_reproducible_and_selects_the_best_validation_epoch(trained, xor_data, tmp_path):
