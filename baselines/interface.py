@@ -3,10 +3,12 @@
 Submitting a model
 ==================
 A model is an ``nn.Module`` that implements :class:`ContrastiveModel`. Subclassing
-it is easiest, but any class with the same methods is accepted. Name it by import
-path, ``"package.module:ClassName"``, wherever a model name is expected (see
-:func:`resolve_model`); the reference models go by their registered names, ``"clip"``,
-``"symile"``, ``"alignclip"``, ``"synergy-clip"`` and ``"trml"``.
+it is easiest, but any class with the same methods is accepted. Wherever a model name
+is expected (see :func:`resolve_model`), name it by the entry point that its installed
+package declares in the ``polymodal.models`` group (``examples/my_model`` is such a
+package), or by import path, ``"package.module:ClassName"``, importable from
+``sys.path`` or the current folder; the reference models go by their names in
+:data:`MODELS`, such as ``"clip"`` and ``"symile"``.
 
 Construction
     ``Model(inputs, **config)``. ``inputs`` maps each modality name to its input
@@ -56,6 +58,10 @@ Construction
     The loss whose validation mean selects the best epoch, called as ``loss``;
     without it, ``loss`` is used. Synergy-CLIP selects on its contrastive term.
 
+``loss_terms: dict[str, Tensor]`` (optional)
+    The named parts of the latest ``loss``, detached, which a model may leave
+    there for the trainer to log beside the total (GRAM's volume and matching terms).
+
 ``no_weight_decay() -> set[str]`` (optional)
     Names of parameters AdamW trains without weight decay (timm's convention);
     without it every parameter decays. AlignCLIP spares gains, biases and its scale.
@@ -66,13 +72,15 @@ override it to add loss inputs of its own under extra keys (AlignCLIP adds its t
 frozen semantic rows as ``"text:semantic"``); they are gathered across ranks like the
 embeddings and reach ``loss`` in the same dict.
 
-Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymile``::
+Example: Symile over small MLP encoders, ``examples/my_model/my_model.py``, which that package installs
+as ``my-model`` (or name it ``my_model:MyModel`` from its folder)::
 
     import torch.nn.functional as F
     from torch import nn
     from polymodal.baselines import ContrastiveModel, LogitScale, mip_scores, symile_loss
 
-    class MlpSymile(ContrastiveModel):
+
+    class MyModel(ContrastiveModel):
         def __init__(self, inputs, width=64):
             super().__init__()
             self.modalities, self.width = tuple(inputs), width
@@ -93,7 +101,7 @@ Example: Symile over small MLP encoders, submitted as ``mypackage.models:MlpSymi
 
         def card(self):
             size = sum(p.numel() for p in self.parameters())
-            return {"name": "mlp-symile", "parameters": size, "config": {"width": self.width}}
+            return {"name": "my-model", "parameters": size, "config": {"width": self.width}}
 """
 
 import abc

@@ -47,7 +47,7 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("run", type=folder(), help="run folder written by `polymodal train`")
     evaluate.add_argument("--out", type=Path, help="where to write the result (default RUN/result.json)")
     evaluate.add_argument("--trust-code", action="store_true", help="import the model class RUN names when it is "
-                          "not a registered model; that runs its code, so only for a folder whose source you trust")
+                          "neither built in nor installed; that runs its code, so only for a folder whose source you trust")
     _add_no_verify(evaluate)
     evaluate.set_defaults(func=_eval)
 
@@ -124,8 +124,8 @@ def _add_no_verify(parser) -> None:
 
 def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--task", choices=tasks, required=True, help="task whose protocol to follow")
-    parser.add_argument("--model", type=_model, required=True, help="a built-in model (clip, symile, ...), an installed one (entry-point "
-                        "group polymodal.models) or module:Class")
+    parser.add_argument("--model", type=_model, required=True, help="a built-in model (clip, symile, ...), an "
+                        "installed one (entry-point group polymodal.models) or module:Class")
     parser.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`")
     parser.add_argument("--out", type=out_folder, required=True, help="run folder to write")
     parser.add_argument("--model-config", type=json_object, default={}, help='model settings as JSON, e.g. \'{"d_model": 32}\'')
@@ -152,7 +152,8 @@ def _add_run_arguments(parser, tasks, dataset) -> None:
 
 
 def _model(text: str) -> str:
-    """--model: a built-in or installed model, or a `module:Class` that imports and meets the interface (checked now)."""
+    """--model: a built-in or installed model, or a `module:Class` that imports and meets the interface
+    (checked now)."""
     from polymodal.baselines.models import resolve_model
 
     try:

@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from polymodal.baselines.models import MODELS
+from polymodal.baselines.models import is_installed
 from polymodal.benchmarks.runs import evaluate_run, train_run
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.builders.core.manifest import MANIFEST
@@ -41,7 +41,7 @@ def _rerun_one(path: Path, datasets: dict[str, Path], data: Path, tolerance: flo
     result = json.loads(path.read_text(encoding="utf-8"))
     model, dataset = result["model"], result["dataset"]
     spec = model["name"] if model["source"] == REFERENCE_SOURCE else model["source"]
-    if spec not in MODELS and not trust_code:
+    if not is_installed(spec) and not trust_code:
         return False, f"the model {spec!r} is code from the submission; rerun it only with --trust-code"
     folder = datasets.get(dataset["id"])
     if folder is None:

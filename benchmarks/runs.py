@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model
 
-from polymodal.baselines.models import MODELS, resolve_model
+from polymodal.baselines.models import MODELS, is_installed, resolve_model
 from polymodal.benchmarks.data import load_manifest, verified
 from polymodal.benchmarks.results import make_result, write_result
 from polymodal.benchmarks.tasks import TASKS, load_task
@@ -119,15 +119,15 @@ def _write_record(path: Path, record: dict) -> None:
 
 
 def evaluate_run(run_dir: Path, out: Path | None = None, trust_code: bool = False) -> dict:
-    """Score a finished run. A model named in the run folder that is not a registered one is code from
-    wherever the folder came from: it is imported only with `trust_code` (`--trust-code`)."""
+    """Score a finished run. A model named in the run folder that is neither built in nor installed (a
+    ``module:Class``) is code from wherever the folder came from: it is imported only with `trust_code`."""
     run_file = run_dir / RUN_FILE
     if not run_file.is_file():
         raise SystemExit(f"{run_dir} is not a finished run: it has no {RUN_FILE}")
     record = _read_record(run_file)
     spec = record.get("model")
-    if not (isinstance(spec, str) and spec in MODELS) and not trust_code:
-        raise SystemExit(f"{run_dir} names the model {spec!r}, which is not a registered model; "
+    if not (isinstance(spec, str) and is_installed(spec)) and not trust_code:
+        raise SystemExit(f"{run_dir} names the model {spec!r}, which is neither built in nor installed; "
                          "importing it runs its code: pass --trust-code if you trust where the folder came from")
     if record.get("task") not in TASKS:
         raise SystemExit(f"{run_dir} names the task {record.get('task')!r}; known: {', '.join(sorted(TASKS))}")

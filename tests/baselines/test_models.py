@@ -115,7 +115,7 @@ def test_symile_learns_xor_that_clip_cannot(negatives, batch_size):
 def test_the_documented_example_is_a_working_model():
     namespace = {}
     exec(textwrap.dedent(polymodal.baselines.interface.__doc__.split("::\n", 1)[1]), namespace)
-    model = namespace["MlpSymile"](INPUTS, width=8)
+    model = namespace["MyModel"](INPUTS, width=8)
     embeddings = model(batch())
     loss = model.loss(embeddings, generator=torch.Generator().manual_seed(0))
     loss.backward()
@@ -184,7 +184,7 @@ def test_resolve_model_imports_a_user_class(user_module):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("nope", re.escape(f"expected one of {sorted(MODELS)}")),
+        ("nope", re.escape(f"expected a built-in ({', '.join(sorted(MODELS))}), an installed one (")),
         ("module_that_does_not_exist_123:Model", "cannot import"),
         ("{module}:Missing", "has no class"),
         ("{module}:Unfinished", "missing: loss, score, card"),

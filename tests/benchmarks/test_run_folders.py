@@ -151,7 +151,7 @@ def test_opening_a_run_folder_never_imports_the_code_it_names(finished, tmp_path
     run = _hostile(finished, tmp_path / "run")
     sys.path.insert(0, str(run))
     try:
-        with pytest.raises(SystemExit, match="not a registered model.*--trust-code"):
+        with pytest.raises(SystemExit, match="neither built in nor installed.*--trust-code"):
             evaluate_run(run)
     finally:
         sys.path.remove(str(run))

@@ -26,21 +26,21 @@ def test_the_tutorial_s_commands_run_as_written(tmp_path):
         if name:
             (tmp_path / name).write_text(body)
         elif language == "bash":
-            command = body.strip().replace("PYTHONPATH=.", f"PYTHONPATH=.:{ROOT}")
+            command = body.strip()  # no PYTHONPATH=.: `polymodal` finds a module:Class in the current folder
             proc = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, env=env,
                                   capture_output=True, text=True, check=False, timeout=600)
             assert proc.returncode == 0, f"{command}\nexited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
             outputs.append(proc.stdout)
     _, submit, checked, rerun, site = outputs
-    (result_path,) = [p for p in (tmp_path / "results" / "xor" / "mlp-symile").glob("v1.*.json")
+    (result_path,) = [p for p in (tmp_path / "results" / "xor" / "my-model").glob("v1.*.json")
                       if not p.name.endswith(".card.json")]
-    assert f"submission: {Path('results') / 'xor' / 'mlp-symile' / result_path.name}" in submit
+    assert f"submission: {Path('results') / 'xor' / 'my-model' / result_path.name}" in submit
     result = json.loads(result_path.read_text())
-    assert (result["model"]["name"], result["model"]["source"]) == ("mlp-symile", "mymodels:MlpSymile")
+    assert (result["model"]["name"], result["model"]["source"]) == ("my-model", "mymodels:MyModel")
     assert json.loads((result_path.parent / "v1.card.json").read_text()) == result["model"]
     assert result["metrics"]["acc1"]["outcomes"]["form"] == "draws"
     assert "1 results valid, 0 errors, 1 notes" in checked and "not zero-shot" in checked
-    assert f"ok: xor/mlp-symile/{result_path.name}: acc1 claimed" in rerun and "0 not confirmed" in rerun
+    assert f"ok: xor/my-model/{result_path.name}: acc1 claimed" in rerun and "0 not confirmed" in rerun
     assert (tmp_path / "site" / "index.html").is_file() and "site: site/index.html" in site
 
 
