@@ -12,6 +12,7 @@ from polymodal.benchmarks.runs import RESULT, evaluate_run, train_run
 from polymodal.benchmarks.tasks import load_task
 from polymodal.builders import BUILDERS
 from polymodal.builders.core.runner import build
+from polymodal.configfile import CONFIG_FILE, dump
 from polymodal.leaderboard.aggregate import build_leaderboard, write_leaderboard
 from polymodal.leaderboard.report import format_table, write_report
 from polymodal.leaderboard.site import write_site
@@ -48,6 +49,9 @@ def bench(task_name: str, models: list[str], out: Path, dataset_args: list[str],
             if not (run / RESULT).is_file():
                 print(f"== {task.name} [{folder}] {spec}", flush=True)
                 train_run(task.name, spec, data, run, train, progress=progress, resume=True)
+                # what `polymodal train --config RUN/config.yaml` needs to make this run again
+                (run / CONFIG_FILE).write_text(dump({"task": task.name, "model": spec, "data": str(data),
+                                                     "out": str(run), "seed": seed}), encoding="utf-8")
                 evaluate_run(run, trust_code=True)  # the models are the ones this bench was asked to run
             result = json.loads((run / RESULT).read_text())
             write_result(result, out / "results" / task.name / folder / f"{folder_name(spec)}.json")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from polymodal.argtypes import Parser, folder, integer, json_file, json_object, number, out_folder
+from polymodal.configfile import add_config_option, write_config
 from polymodal.benchmarks.lr_schedules import SCHEDULES
 from polymodal.benchmarks.reporting import REPORTERS
 
@@ -37,6 +38,7 @@ def add_commands(subparsers) -> None:
         "and write the run folder OUT (run.json, model.safetensors, train_log.jsonl). Score it with `polymodal eval OUT`.",
     )
     _add_run_arguments(train, tasks, dataset)
+    add_config_option(train)
     train.set_defaults(func=_train)
 
     evaluate = subparsers.add_parser(
@@ -62,6 +64,7 @@ def add_commands(subparsers) -> None:
     submit.add_argument("--card", type=_card, required=True, help="JSON model card (name, revision, license, training_data)")
     submit.add_argument("--results", type=out_folder, help="also write the result and the model card into this "
                         "results folder, as RESULTS/<task>/<model>/<revision>.<dataset_id>.json and .card.json")
+    add_config_option(submit)
     submit.set_defaults(func=_submit)
 
     bench = subparsers.add_parser(
@@ -79,6 +82,7 @@ def add_commands(subparsers) -> None:
     bench.add_argument("--out", type=out_folder, required=True, help="benchmark folder")
     _add_common(bench)
     _add_no_verify(bench)
+    add_config_option(bench)
     bench.set_defaults(func=_bench, accepts_extra=True)
 
     featurize = subparsers.add_parser(
@@ -260,6 +264,7 @@ def _train(args) -> int:
     s = record["summary"]
     if int(os.environ.get("RANK", 0)) != 0:
         return 0
+    write_config(args, args.out)
     print(f"{args.out}: best epoch {s['best_epoch']} (val loss {s['best_val_loss']:.4f}) in {s['train_seconds']:.1f}s")
     return 0
 
@@ -292,6 +297,7 @@ def _submit(args) -> int:
               model_config=args.model_config, card=args.card, progress=not args.no_progress, resume=args.resume,
               overwrite=args.overwrite, logging=_logging(args))
     result = evaluate_run(args.out, trust_code=True)  # the model is the one this command named
+    write_config(args, args.out)
     print_metrics(result)
     if args.results:
         from polymodal.leaderboard.submission import write_submission
@@ -322,6 +328,7 @@ def _bench(args) -> int:
     for task, dataset_args in runs:
         bench(task, args.models, args.out, dataset_args, seed=args.seed, workers=args.workers,
               progress=not args.no_progress)
+    write_config(args, args.out)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from polymodal.argtypes import Parser, folder, integer, number, out_folder
+from polymodal.configfile import add_config_option
 
 
 def add_commands(subparsers) -> None:
@@ -39,6 +40,7 @@ def add_commands(subparsers) -> None:
             help="also rebuild finished shards that have failed rows; rows that succeeded are kept, not made again",
         )
         cls.add_arguments(p)
+        add_config_option(p)
         p.set_defaults(func=_build, builder_cls=cls)
 
     verify = subparsers.add_parser(

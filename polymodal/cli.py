@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from polymodal import __version__, progress
+from polymodal import __version__, configfile, progress
 from polymodal.argtypes import Parser
 
 # Packages that contribute sub-commands, in the order `--help` lists them.
@@ -38,8 +38,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse and run the chosen command's handler."""
+    argv, tokens = configfile.expand(parser, sys.argv[1:] if argv is None else list(argv))
     # `bench` passes options it does not know on to the task's dataset builder.
     args, extra = parser.parse_known_args(argv)
+    args.config_tokens = tokens
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra

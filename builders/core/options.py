@@ -266,8 +266,8 @@ def _identity(f: dataclasses.Field) -> Identity:
     return f.metadata["option"].identity if "option" in f.metadata else Identity()
 
 
-def command_line(config, prog: str, portable: bool = True) -> str:
-    """The command that rebuilds `config`'s data: every option that defines the data, with its value; local paths
+def option_words(config, portable: bool = True) -> list[str]:
+    """The flags that rebuild `config`'s data: every option that defines the data, with its value; local paths
     as the names another machine would substitute (the file's name, `dir:DIR`) unless `portable` is False."""
     words: list[str] = []
     for f, opt in _options(type(config)):
@@ -277,7 +277,12 @@ def command_line(config, prog: str, portable: bool = True) -> str:
         shown = opt.identity.portable(value) if portable else value
         words.append(flag(f.name))
         words.extend([_show(opt, v) for v in shown] if opt.many else [_show(opt, shown)])
-    return f"{prog} --out DIR " + shlex.join(words)
+    return words
+
+
+def command_line(config, prog: str, portable: bool = True) -> str:
+    """The command that rebuilds `config`'s data (see :func:`option_words`)."""
+    return f"{prog} --out DIR " + shlex.join(option_words(config, portable))
 
 
 def float_list(text: str) -> list[float]:

@@ -13,8 +13,10 @@ from polymodal.builders.core.base import Builder
 from polymodal.builders.core.cards import render_card
 from polymodal.builders.core.engines import ENGINES
 from polymodal.builders.core.manifest import make_manifest, read_stats, write_manifest
+from polymodal.builders.core.options import option_words
 from polymodal.builders.core.shard import has_failures, is_done
 from polymodal.builders.core.tarshards import write_atomic
+from polymodal.configfile import CONFIG_FILE, dump, from_flags
 from polymodal.progress import progress_bar
 
 BUILD_LOCK = ".polymodal-build.json"  # which dataset a folder is being built into
@@ -100,6 +102,9 @@ def _build(builder: Builder, out: Path, workers: int, engine: str, progress: boo
         manifest["info"] = info
     write_manifest(out, manifest)
     write_atomic(out / "README.md", render_card(builder, manifest).encode())
+    # The options that define the data, for `polymodal build NAME --config OUT/config.yaml --out ELSEWHERE`;
+    # not how it ran (a proxy or a cookies file stays private), nor OUT itself (identical builds, identical folders).
+    write_atomic(out / CONFIG_FILE, dump(from_flags(option_words(builder.config, portable=False))).encode())
     return manifest
 
 

@@ -34,7 +34,7 @@ def test_unknown_options_are_refused_except_by_bench(run_cli):
 def test_a_p_hat_sweep_builds_one_dataset_per_value(tmp_path, run_cli):
     run_cli("polymodal", "build", "xor", "--out", tmp_path, "--p-hat", "0,0.5,...,1", "--train", "100",
             "--val", "50", "--test", "50", "--test-draws", "2", "--no-progress")
-    folders = sorted(p.name for p in tmp_path.iterdir())
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert folders == ["p_hat=0", "p_hat=0.5", "p_hat=1"]
     ids = {json.loads((tmp_path / f / "manifest.json").read_text())["dataset_id"] for f in folders}
     assert len(ids) == 3
