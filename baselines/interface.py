@@ -62,6 +62,12 @@ Construction
     The named parts of the latest ``loss``, detached, which a model may leave
     there for the trainer to log beside the total (GRAM's volume and matching terms).
 
+``stages() -> tuple[str, ...]`` and ``set_stage(stage)`` (optional)
+    Training stages, run in turn from the best weights of the one before; ``set_stage``
+    freezes what a stage does not train and picks its loss (None afterwards: every term).
+    :class:`~baselines.stages.TwoStage` is TRML's and Synergy-CLIP's: the contrastive
+    model, then the missing-modality head on it frozen.
+
 ``no_weight_decay() -> set[str]`` (optional)
     Names of parameters AdamW trains without weight decay (timm's convention);
     without it every parameter decays. AlignCLIP spares gains, biases and its scale.

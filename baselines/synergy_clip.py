@@ -15,6 +15,7 @@ from .encoders import build_encoders
 from .interface import ContrastiveModel, card_of, ordered_queries, source_sets
 from .logit_scale import LogitScale
 from .losses import infonce
+from .stages import RECIPES, TwoStage
 
 
 class Reconstructor(nn.Module):
@@ -40,7 +41,7 @@ class Reconstructor(nn.Module):
         return h + self.bottleneck(h)
 
 
-class SynergyClip(ContrastiveModel):
+class SynergyClip(TwoStage, ContrastiveModel):
     """Synergy-CLIP for exactly three modalities m0, m1, m2 (in the order of ``inputs``).
 
     Encoders: one per modality from the family ``encoders`` of :data:`ENCODERS`, then a
@@ -57,14 +58,13 @@ class SynergyClip(ContrastiveModel):
     Missing modality (:meth:`fill_missing`): one :class:`Reconstructor` per target modality
     predicts its embedding from the others', in embedding space (the paper decodes raw
     images, spectrograms and tokens; see the spec). Our choices:
-      - The paper trains the reconstructors after the contrastive phase with the encoders
-        frozen; we train them jointly, in the same loss, on DETACHED embeddings, so no
-        gradient of theirs reaches the encoders (frozen with respect to them) and one
-        training run yields both. Their term is ``recon_weight`` times the sum over targets
-        of the mean, over every non-empty set of sources (one, or both: tests fill from
-        either), of the mean cosine distance 1 − cos(ŷ, y).
-      - As the official code, the checkpoint is selected on the contrastive loss alone
-        (:meth:`validation_loss`); the reconstruction term only trains.
+      - ``recipe`` "two-stage" (the official code's): the contrastive model trains first, its
+        checkpoint selected on the contrastive validation loss alone; then the reconstructors
+        train on its frozen embeddings, selected on their own validation loss. "joint" trains
+        them in the same run, on DETACHED embeddings (no gradient of theirs reaches the
+        encoders), the checkpoint still selected on the contrastive loss. Their term is
+        ``recon_weight`` times the sum over targets of the mean, over every non-empty set of
+        sources (one, or both: tests fill from either), of the mean cosine distance 1 − cos(ŷ, y).
       - They read and predict the final L2-normalised embeddings (the paper's read the
         backbones' pooler outputs), and their bottleneck has no dropout.
     """
@@ -81,6 +81,14 @@ class SynergyClip(ContrastiveModel):
         gamma: float = 1.0  # of L(m2, m0)
         bottleneck: int = 128  # the reconstructors' hidden width
         recon_weight: float = 1.0  # the weight of the reconstruction term
+        recipe: str = "two-stage"  # a key of RECIPES: contrastive, then the reconstructors on it frozen; or joint
+
+        def __post_init__(self) -> None:
+            if self.recipe not in RECIPES:
+                raise ValueError(f"unknown recipe {self.recipe!r}; known: {', '.join(RECIPES)}")
+            super().__post_init__()
+
+    head, second_stage = "reconstructors", "reconstruction"
 
     def __init__(self, inputs: dict[str, int], **options):
         super().__init__()
@@ -133,15 +141,22 @@ class SynergyClip(ContrastiveModel):
     def validation_loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        """What selects the checkpoint: the contrastive loss, without the reconstruction term."""
+        """What selects the checkpoint: the contrastive loss, without the reconstruction term; in the
+        reconstruction stage, the reconstruction loss."""
+        if self.stage == self.second_stage:
+            return self.reconstruction_loss(embeddings, rows)
         return self.contrastive_loss(embeddings, rows)
 
     def loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         # Nothing here is random, so ``generator`` is unused.
-        recon = self.reconstruction_loss(embeddings, rows)
-        return self.contrastive_loss(embeddings, rows) + self.config.recon_weight * recon
+        if self.stage == self.second_stage:
+            return self.reconstruction_loss(embeddings, rows)
+        contrastive = self.contrastive_loss(embeddings, rows)
+        if self.stage == "contrastive":
+            return contrastive
+        return contrastive + self.config.recon_weight * self.reconstruction_loss(embeddings, rows)
 
     def score(self, queries: dict[str, Tensor], target: str, candidates: Tensor) -> Tensor:
         ordered_queries(self.modalities, queries, target)  # checks only: each query has its own pair scale

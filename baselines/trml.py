@@ -15,6 +15,7 @@ from polymodal.registry import Registry
 from .interface import card_of, source_sets
 from .losses import infonce
 from .reference import ReferenceModel
+from .stages import RECIPES, TwoStage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,8 @@ class Generator(nn.Module):
         return F.normalize(self.mlp(self.fusion.combine(parts)), dim=-1)
 
     def forward(self, present: dict[str, Tensor]) -> Tensor:
-        return self.direction(present) * self.target_norm
+        # A copy: in training, the matching loss tracks the buffer in place after a fill has used it.
+        return self.direction(present) * self.target_norm.clone()
 
     @torch.no_grad()
     def track(self, target: Tensor) -> None:
@@ -76,7 +78,7 @@ class Generator(nn.Module):
         self.batches += 1
 
 
-class Trml(ReferenceModel):
+class Trml(TwoStage, ReferenceModel):
     """TRML: a base contrastive objective plus a semantic matching loss on generated embeddings.
 
     The reference CLIP or Symile model (``objective``; every option of
@@ -99,11 +101,15 @@ class Trml(ReferenceModel):
         embeddings; hidden width 4·d, GELU, a unit direction times the tracked target norm.
       - L_sml is the symmetric InfoNCE between generated and real embeddings in the batch,
         summed over targets (as CLIP sums pairs); α = 1, τ = 0.07.
-      - Training-time missingness: with ``missing_p`` > 0 (default 0, complete samples), L_task
-        sees each row, with that probability, with one modality replaced by its generated
-        fill, so the base model learns to score fills as the test does.
-      - No frozen foundation model: the encoders train jointly, and L_sml's gradient reaches
-        them as well as the generators, pulling each modality towards what the others predict.
+      - ``recipe`` "two-stage" (the paper's): the base model trains alone first (L_task on complete
+        samples, its checkpoint selected on that loss), standing in for the paper's frozen CLIP
+        foundation model; then, with it frozen, the generators train on L_task + α·L_sml (the
+        "inference module"), selected on that stage's validation loss. "joint" trains everything
+        at once, and L_sml's gradient then reaches the encoders too, pulling each modality towards
+        what the others predict.
+      - Training-time missingness: with probability ``missing_p`` (default 0.5) a training row of
+        L_task has one modality replaced by its generated fill, as a test fills it, so the fills
+        learn to be scored by the base model (in the second stage; throughout, when "joint").
       - A missing modality is replaced at test time by its generated embedding. With "mean"
         fusion a generator accepts any subset of its sources and trains on each of them; with
         "concat" it needs them all.
@@ -114,14 +120,19 @@ class Trml(ReferenceModel):
         alpha: float = 1.0  # the weight of L_sml
         sml_temperature: float = 0.07  # τ, L_sml's fixed temperature
         fusion: str = "mean"  # a key of FUSIONS: how a generator reads its sources
-        missing_p: float = 0.0  # the probability that a training row loses one modality to its generated fill
+        missing_p: float = 0.5  # the probability that a training row loses one modality to its generated fill
+        recipe: str = "two-stage"  # a key of RECIPES: the base model, then the generators on it frozen; or joint
 
         def __post_init__(self, learn_logit_scale: bool | None) -> None:
+            if self.recipe not in RECIPES:
+                raise ValueError(f"unknown recipe {self.recipe!r}; known: {', '.join(RECIPES)}")
             if self.fusion not in FUSIONS:
                 raise ValueError(f"unknown fusion {self.fusion!r}; known: {sorted(FUSIONS)}")
             if not 0.0 <= self.missing_p <= 1.0:
                 raise ValueError(f"missing_p must be a probability, got {self.missing_p}")
             super().__post_init__(learn_logit_scale)
+
+    head, second_stage = "generators", "inference"
 
     def __init__(self, inputs: dict[str, int], **options):
         if len(inputs) < 2:
@@ -135,7 +146,7 @@ class Trml(ReferenceModel):
     def task_loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        if self.training and self.config.missing_p > 0:
+        if self.training and self.config.missing_p > 0 and self.stage != "contrastive":  # no fills to learn yet
             embeddings = self.drop_modalities(embeddings, generator)
         return super().loss(embeddings, rows, generator)
 
@@ -176,7 +187,8 @@ class Trml(ReferenceModel):
     def loss(
         self, embeddings: dict[str, Tensor], rows: slice | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
-        return self.task_loss(embeddings, rows, generator) + self.config.alpha * self.matching_loss(embeddings, rows)
+        task = self.task_loss(embeddings, rows, generator)
+        return task if self.stage == "contrastive" else task + self.config.alpha * self.matching_loss(embeddings, rows)
 
     def fill_missing(self, present: dict[str, Tensor], target: str) -> Tensor | None:
         """G_target's virtual embedding of ``target`` from the present modalities' embeddings;

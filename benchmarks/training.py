@@ -160,7 +160,7 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     """AdamW's groups: the parameters a model names in `no_weight_decay()` (timm's convention) train without
     weight decay; a model without that method decays every parameter."""
     exempt = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    named = list(model.named_parameters())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # a frozen stage's are left out
     groups = [{"params": [p for n, p in named if n not in exempt], "weight_decay": weight_decay},
               {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]
@@ -182,9 +182,33 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
         logging: Logging = Logging()) -> dict:
     """Train `model`, checkpointing into `run_dir` after every epoch; leave it holding the best weights.
 
-    Returns a summary for the run record: best epoch, its validation loss, seconds spent.
+    A model with `stages()` (baselines/stages.py) trains in each in turn, `config.epochs` apiece, from the
+    best weights of the one before: the first checkpoints into `run_dir`, each later one into
+    `run_dir/stage-<name>`, whose best weights become the run's.
+
+    Returns a summary for the run record: best epoch, its validation loss, seconds spent (the first stage's
+    epoch and loss; every stage's under "stages").
     """
     place = place or Placement.detect()
+    stages = model.stages() if hasattr(model, "stages") else ()
+    if not stages:
+        return _fit_stage(model, train, val, config, run_dir, resume, progress, place, logging)
+    summaries = {}
+    for k, stage in enumerate(stages):
+        model.set_stage(stage)
+        folder = run_dir / f"stage-{stage}" if k else run_dir
+        summaries[stage] = _fit_stage(model, train, val, config, folder, resume, progress, place, logging)
+    model.set_stage(None)
+    if place.main:
+        write_atomic(run_dir / BEST, (folder / BEST).read_bytes())
+    if place.world > 1:
+        dist.barrier()
+    first = summaries[stages[0]]
+    return {**first, "train_seconds": sum(s["train_seconds"] for s in summaries.values()), "stages": summaries}
+
+
+def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
+               run_dir: Path, resume: bool, progress: bool, place: Placement, logging: Logging) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.batch_size % place.world:
@@ -208,7 +232,8 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
     run_dir.mkdir(parents=True, exist_ok=True)
     reporters = [REPORTERS[name](run_dir, dataclasses.asdict(config), state["step"])
                  for name in logging.report_to] if place.main else []
-    bar = progress_bar(range(state["epoch"] + 1, config.epochs), desc="train", unit="epoch",
+    stage = getattr(model, "stage", None)
+    bar = progress_bar(range(state["epoch"] + 1, config.epochs), desc=f"train ({stage})" if stage else "train", unit="epoch",
                        shown=progress and place.main, initial=state["epoch"] + 1, total=config.epochs)
     for epoch in bar:
         began, seen = time.perf_counter(), 0

@@ -21,7 +21,7 @@ LOG_SCALE = 0.4
 
 def model64(**options) -> Trml:
     torch.manual_seed(0)
-    model = Trml(INPUTS, d_model=6, **options).double()
+    model = Trml(INPUTS, d_model=6, **{"missing_p": 0.0, **options}).double()  # complete samples unless asked
     with torch.no_grad():
         model.logit_scale.log_scale.fill_(LOG_SCALE)  # exactly, not rounded to float32 first
     return model
@@ -173,12 +173,12 @@ def test_score_is_the_base_objectives_scorer(objective, combine):
 
 
 def test_gradients_of_each_term():
-    model = Trml(INPUTS, d_model=6)
+    model = Trml(INPUTS, d_model=6, missing_p=0.0, recipe="joint")
     x = {m: torch.randn(8, d) for m, d in INPUTS.items()}
     model.task_loss(model(x)).backward()
     assert all(p.grad is None for p in model.generators.parameters())
     model.zero_grad(set_to_none=True)
-    # Our choice: no frozen foundation model, so the matching term trains the encoders too.
+    # Joint: no frozen foundation model, so the matching term trains the encoders too.
     model.matching_loss(model(x)).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in [*model.generators.parameters(), *model.encoders.parameters()])
     assert model.logit_scale.log_scale.grad is None  # L_sml runs at its own fixed temperature
@@ -234,16 +234,20 @@ def class_world(seed: int, k: int = 8, dim: int = 12):
     return sample
 
 
-def trained(name: str, sample, steps: int = 300) -> torch.nn.Module:
+def trained(name: str, sample, steps: int = 300, **options) -> torch.nn.Module:
+    """The model after `steps` AdamW steps in each of its training stages, as the trainer runs them."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = MODELS[name](dict.fromkeys(MODS, 12), d_model=16)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        loss = model.loss(model(sample(128, g)[1]), generator=g)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    model = MODELS[name](dict.fromkeys(MODS, 12), d_model=16, **options)
+    for stage in getattr(model, "stages", tuple)() or (None,):
+        if stage:
+            model.set_stage(stage)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        for _ in range(steps):
+            loss = model.loss(model(sample(128, g)[1]), generator=g)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     return model
 
 
