@@ -2,7 +2,8 @@
 
 The one module of `builders` that the harness imports besides the builders
 themselves, so that neither side retypes these. Members follow WebDataset's
-`{key}.{field}` layout.
+`{key}.{field}` layout, one member per modality named by its extension alone, as stock readers
+(open_clip's `get_wds_dataset`, CLIP_benchmark, img2dataset) expect.
 """
 
 import re
@@ -11,12 +12,12 @@ SAMPLE_RATE = 16_000  # every builder writes 16 kHz mono FLAC
 CLIP_SECONDS = 10  # a VGG-sound+ window
 
 # Members of the media datasets (Symile-M3, VGG-sound+).
-IMAGE = "image.jpg"
-AUDIO = "audio.flac"
-TEXT = "text.txt"
+IMAGE = "jpg"
+AUDIO = "flac"
+TEXT = "txt"
 LABEL = "cls"  # the class id, as decimal text
 META = "json"  # everything else about the sample
-MEDIA_FIELDS = (AUDIO, LABEL, IMAGE, META, TEXT)  # sorted, as a tar holds them
+MEDIA_FIELDS = (LABEL, AUDIO, IMAGE, META, TEXT)  # sorted, as a tar holds them
 
 # Members of XOR: one int8 .npy row per modality.
 XOR_MODALITIES = ("a", "b", "c")

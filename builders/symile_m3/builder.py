@@ -127,7 +127,7 @@ def draw(rng: np.random.Generator, n: int, w: int, pool_sizes: np.ndarray, image
 class SymileM3Builder(Builder):
     presets = (Preset("--size", ("train", "val", "test"), SIZES, "the published split sizes, train/val/test"),)
     name = "symile-m3"
-    version = "1.0.0"
+    version = "2.0.0"  # 2.0: members named by extension alone (jpg, flac, txt), as stock WebDataset readers expect
     prefix = "m3"
     fields = MEDIA_FIELDS
     card = "symile_m3.md"

@@ -119,7 +119,7 @@ class Made:
 
 class VggSoundPlusBuilder(Builder):
     name = "vggsound-plus"
-    version = "1.0.0"
+    version = "2.0.0"  # 2.0: members named by extension alone (jpg, flac, txt), as stock WebDataset readers expect
     prefix = "vggsound"
     fields = MEDIA_FIELDS
     card = "vggsound_plus.md"

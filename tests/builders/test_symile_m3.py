@@ -17,6 +17,7 @@ from scipy import stats
 from polymodal.builders.cli import add_commands
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
+from polymodal.builders.schema import AUDIO, IMAGE, TEXT
 from polymodal.builders.symile_m3.builder import (
     LANGUAGE_SETS,
     M3Config,
@@ -105,7 +106,7 @@ def test_shards_hold_the_papers_samples(built):
     for split in ("train", "val", "test"):
         for s in _samples(out, split):
             meta = json.loads(s["json"])
-            words = s["text.txt"].decode().split("_")
+            words = s[TEXT].decode().split("_")
             assert sorted(w["language"] for w in meta["words"]) == sorted(M3_5)
             assert words == [w["word"] for w in meta["words"]]
             assert len({w["class_id"] for w in meta["words"]}) == len(M3_5)
@@ -125,10 +126,10 @@ def test_shards_hold_the_papers_samples(built):
 def test_audio_is_16k_mono_speech_and_images_decode(built):
     out, _ = built
     for s in _samples(out, "val")[:200]:
-        audio, rate = sf.read(io.BytesIO(s["audio.flac"]))
+        audio, rate = sf.read(io.BytesIO(s[AUDIO]))
         assert rate == 16_000 and audio.ndim == 1
         assert 0.2 < len(audio) / rate < 5.0 and np.abs(audio).max() > 0.05
-        image = Image.open(io.BytesIO(s["image.jpg"]))
+        image = Image.open(io.BytesIO(s[IMAGE]))
         assert image.format == "JPEG" and image.size == (32, 32)
 
 
@@ -147,7 +148,7 @@ def test_manifest_card_and_verify(built):
     out, manifest = built
     assert verify(out) == []
     assert manifest["splits"]["train"] == {"samples": 3000, "shards": 6, "rows": 3000, "failed": 0}
-    assert manifest["fields"] == ["audio.flac", "cls", "image.jpg", "json", "text.txt"]
+    assert manifest["fields"] == ["cls", "flac", "jpg", "json", "txt"]  # the WebDataset convention
     assert {"espeak-ng", "num2words", "pillow"} <= set(manifest["tools"])
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and manifest["dataset_id"] in card and "$" not in card
@@ -167,10 +168,10 @@ def test_missing_modalities_are_placeholders_in_train_and_val_only(tmp_path):
             continue
         assert np.all(np.abs(missing.mean(axis=0) - 0.5) < 0.1)
         for s, (no_image, no_audio, no_text) in zip(samples, missing):
-            assert (Image.open(io.BytesIO(s["image.jpg"])).size == (1, 1)) == no_image
-            audio, rate = sf.read(io.BytesIO(s["audio.flac"]))
+            assert (Image.open(io.BytesIO(s[IMAGE])).size == (1, 1)) == no_image
+            audio, rate = sf.read(io.BytesIO(s[AUDIO]))
             assert rate == 16_000 and (not np.any(audio)) == no_audio
-            assert (s["text.txt"] == b"") == no_text
+            assert (s[TEXT] == b"") == no_text
             assert s["cls"] and json.loads(s["json"])["target"]  # the label survives
 
     # Readers take placeholders like any sample.
@@ -188,9 +189,9 @@ def test_hf_datasets_reads_the_shards(built, tmp_path):
                                features=hf_features(), cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 500
     row = ds[0]
-    assert row["json"]["target"] in row["text.txt"].split("_") and row["cls"] == row["json"]["class_id"]
-    assert row["image.jpg"].size == (32, 32)
-    assert sf.read(io.BytesIO(row["audio.flac"]))[1] == 16_000
+    assert row["json"]["target"] in row[TEXT].split("_") and row["cls"] == row["json"]["class_id"]
+    assert row[IMAGE].size == (32, 32)
+    assert sf.read(io.BytesIO(row[AUDIO]))[1] == 16_000
 
 
 def test_sigkill_mid_build_then_resume_equals_uninterrupted(tmp_path, run_cli, tts_cache):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from polymodal.builders.core.media import SourceError
 from polymodal.builders.core.runner import build
+from polymodal.builders.schema import AUDIO, IMAGE
 from polymodal.builders.symile_m3 import speech as tts
 from polymodal.builders.symile_m3.builder import (
     LANGUAGE_SETS,
@@ -71,10 +72,10 @@ def test_imagenet_source_uses_synset_folders_and_babel_names(tmp_path):
         meta = json.loads(s["json"])
         cls = by_key[meta["class_key"]]
         assert meta["class_id"] == cls.cls_id and meta["target"] == cls.names[meta["language"]]
-        image = Image.open(io.BytesIO(s["image.jpg"]))
+        image = Image.open(io.BytesIO(s[IMAGE]))
         assert image.format == "JPEG" and image.mode == "RGB" and image.size == (24, 16)
         if meta["image"].endswith("_1.JPEG"):  # an RGB JPEG passes through untouched
-            assert s["image.jpg"] == (train / meta["image"]).read_bytes()
+            assert s[IMAGE] == (train / meta["image"]).read_bytes()
         seen.add(meta["image"].rpartition("_")[2])
     assert seen == {"1.JPEG", "2.JPEG", "3.JPEG"}
     assert "Babel-ImageNet names instead of the paper's Google Translate" in (tmp_path / "out" / "README.md").read_text()
@@ -123,7 +124,7 @@ def test_commonvoice_clips_are_decoded_to_16k_and_empty_ones_dropped(tmp_path):
         meta = json.loads(s["json"])
         lang, _, name = meta["audio"].partition("/clips/")
         assert lang == meta["language"] and clips[lang][name] > 0
-        audio, rate = sf.read(io.BytesIO(s["audio.flac"]))
+        audio, rate = sf.read(io.BytesIO(s[AUDIO]))
         assert rate == 16_000 and audio.ndim == 1
         assert abs(len(audio) - clips[lang][name] * rate) < 0.03 * rate
         used.add(name)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
+from polymodal.builders.schema import AUDIO, IMAGE, TEXT
 from polymodal.builders.vggsound_plus.builder import (
     VggConfig,
     VggSoundPlusBuilder,
@@ -224,9 +225,9 @@ def test_samples_hold_the_window_centre_frame_16k_audio_and_caption(broken_build
     out, manifest, _ = broken_build
     for key, s in _samples(out, "test").items():
         meta = json.loads(s["json"])
-        image = Image.open(io.BytesIO(s["image.jpg"]))
+        image = Image.open(io.BytesIO(s[IMAGE]))
         assert image.format == "JPEG" and min(image.size) == 32 and list(image.size) == meta["frame_size"]
-        audio, rate = sf.read(io.BytesIO(s["audio.flac"]))
+        audio, rate = sf.read(io.BytesIO(s[AUDIO]))
         assert rate == 16_000 and audio.ndim == 1 and len(audio) == 160_000 and meta["audio_seconds"] == 10.0
         tone = TONES[GOOD.index(meta["ytid"])]
         assert abs(_dominant_hz(audio) - tone) < 2
@@ -237,7 +238,7 @@ def test_samples_hold_the_window_centre_frame_16k_audio_and_caption(broken_build
         full_range = (luma - 16) * 255 / 219  # the clip's video is limited-range, the JPEG full-range
         assert abs(np.asarray(image.convert("L")).mean() - full_range) < 1.5  # 5 s in, to the frame (2.3 per 0.1 s)
         assert int(s["cls"]) == meta["class_id"] == class_index()[meta["label"]]
-        caption = s["text.txt"].decode()
+        caption = s[TEXT].decode()
         assert meta["captioner"] == "template" and any(w in caption for w in meta["label"].split(", "))
         assert meta["source"] == "url" and meta["url"].endswith(f"/{meta['ytid']}.mp4")
     card = (out / "README.md").read_text()
@@ -396,7 +397,7 @@ def test_hf_captioner_writes_captions_with_a_local_model(tmp_path, clip_folder):
     samples = [*_samples(tmp_path / "out", "train").values(), *_samples(tmp_path / "out", "test").values()]
     assert len(samples) == len(GOOD)
     for s in samples:
-        words = s["text.txt"].decode().split()
+        words = s[TEXT].decode().split()
         assert words and set(words) == {"woof"}
         assert json.loads(s["json"])["captioner"] == captioner
     assert manifest["config"]["captioner"] == captioner and "transformers" in manifest["tools"]
@@ -412,4 +413,4 @@ def test_hf_datasets_reads_the_shards(tmp_path, clip_folder):
     assert len(ds) == 3
     row = ds[0]
     assert row["cls"] == row["json"]["class_id"] and row["json"]["source"] == "dir"
-    assert min(row["image.jpg"].size) == 32 and sf.read(io.BytesIO(row["audio.flac"]))[1] == 16_000
+    assert min(row[IMAGE].size) == 32 and sf.read(io.BytesIO(row[AUDIO]))[1] == 16_000
