@@ -310,19 +310,27 @@ def _submit(args) -> int:
 def _bench(args) -> int:
     from polymodal.benchmarks.bench import bench
     from polymodal.benchmarks.tasks import load_task
+    from polymodal.builders import BUILDERS
     from polymodal.leaderboard.suites import load_suites
 
     if args.suite and args.extra:
         raise SystemExit(f"--suite {args.suite} fixes its datasets; drop {' '.join(args.extra)}")
     runs = [(t["task"], t["bench_args"]) for t in load_suites()[args.suite]["tasks"]] if args.suite else \
         [(args.task, args.extra)]
-    def stale(suite) -> list[dict]:  # the suite's tasks at a version this code no longer scores
-        return [t for t in suite["tasks"] if t["version"] != load_task(t["task"]).version]
+    def stale(suite) -> str | None:  # what of the suite this code no longer scores or builds
+        for t in suite["tasks"]:
+            task = load_task(t["task"])
+            if t["version"] != task.version:
+                return f"{t['task']} {t['version']}, which this code no longer scores (it scores {task.version})"
+            built = {folder: BUILDERS[task.builder](config).dataset_id()
+                     for folder, config in task.bench_configs(t["bench_args"]).items()}
+            if built != {d["folder"]: d["dataset_id"] for d in t["datasets"]}:
+                return f"{t['task']} datasets that this code's {task.builder} builder no longer makes (its version changed)"
+        return None
 
     if args.suite and (old := stale(load_suites()[args.suite])):
         current = [name for name, suite in sorted(load_suites().items()) if not stale(suite)]
-        raise SystemExit(f"--suite {args.suite} pins {old[0]['task']} {old[0]['version']}, which this code no longer "
-                         f"scores (it scores {load_task(old[0]['task']).version}): run --suite {' or '.join(current)}")
+        raise SystemExit(f"--suite {args.suite} pins {old}: run --suite {' or '.join(current)}")
     for task, dataset_args in runs:
         _check_bench(load_task(task), dataset_args)
     for task, dataset_args in runs:

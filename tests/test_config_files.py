@@ -58,9 +58,9 @@ def test_bench_passes_unknown_keys_on_as_dataset_options_and_a_suite_is_a_file(t
     assert (again.task, again.models, again.extra) == (args.task, args.models, args.extra)
 
     suite = tmp_path / "suite.yaml"
-    suite.write_text("suite: polymodal-v2\nmodels: clip\nout: s\n")
+    suite.write_text("suite: polymodal-v3\nmodels: clip\nout: s\n")
     args = parse(["bench", "--config", str(suite)])
-    assert (args.suite, args.task, args.models) == ("polymodal-v2", None, ["clip"])
+    assert (args.suite, args.task, args.models) == ("polymodal-v3", None, ["clip"])
 
 
 @pytest.mark.parametrize("content, says", [

@@ -76,4 +76,9 @@ def test_a_published_suite_stays_as_published_and_bench_refuses_one_this_code_ca
     proc = run_cli("polymodal", "bench", "--suite", "polymodal-v1", "--out", "/nonexistent/x", check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
         "--suite polymodal-v1 pins symile-m3 1.0, which this code no longer scores (it scores 1.1): "
-        "run --suite polymodal-v2"]
+        "run --suite polymodal-v3"]
+    # v2 pins Symile-M3 as builder 1.x made it; 2.0.0 renamed the members, so its data (and ids) changed.
+    proc = run_cli("polymodal", "bench", "--suite", "polymodal-v2", "--out", "/nonexistent/x", check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "--suite polymodal-v2 pins symile-m3 datasets that this code's symile-m3 builder no longer makes (its "
+        "version changed): run --suite polymodal-v3"]
