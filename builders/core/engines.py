@@ -1,4 +1,4 @@
-"""What runs the shards: a local process pool, or tasks of an existing cluster engine.
+"""What runs the shards: a local process pool, or tasks of a cluster engine (Dask, Ray).
 
 Every engine calls `run_shard(builder_cls, config, spec, out_dir)` for each
 pending spec, so the bytes are the same whichever runs them; a cluster's
@@ -8,7 +8,11 @@ workers must see `out_dir` (and any source folders) at the same paths.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Callable, Iterable
 
 from polymodal.builders.core.base import ShardSpec
@@ -47,13 +51,13 @@ def die_with_parent(parent: int) -> None:
 
 
 class ShardFailed(Exception):
-    """A shard's SystemExit (a clear message about its input), carried back from a Dask worker."""
+    """A shard's SystemExit (a clear message about its input), carried back from a cluster's worker."""
 
 
-def _dask_task(builder_cls: type, config: dict, spec: ShardSpec, out_dir: str) -> dict:
+def _shard_task(builder_cls: type, config: dict, spec: ShardSpec, out_dir: str) -> dict:
     try:
         return run_shard(builder_cls, config, spec, out_dir)
-    except SystemExit as err:  # a worker that raises SystemExit dies, and Dask only reports KilledWorker
+    except SystemExit as err:  # a worker that raises SystemExit dies: Dask reports KilledWorker, Ray WorkerCrashedError
         raise ShardFailed(str(err)) from None
 
 
@@ -74,7 +78,7 @@ def dask_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir
             )
             client = stack.enter_context(Client(cluster))
         # pure=False: a shard's task must run, never be taken from a result cached under the same arguments.
-        futures = [client.submit(_dask_task, builder_cls, config, spec, out_dir, pure=False) for spec in specs]
+        futures = [client.submit(_shard_task, builder_cls, config, spec, out_dir, pure=False) for spec in specs]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -82,4 +86,80 @@ def dask_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir
             raise SystemExit(str(err)) from None
 
 
-ENGINES: Registry[Engine] = Registry("engine", {"local": local_engine, "dask": dask_engine})
+def ray_engine(builder_cls: type, config: dict, specs: list[ShardSpec], out_dir: str, workers: int) -> Iterable[dict]:
+    """Shards as Ray tasks: on the cluster that Ray's own config names (RAY_ADDRESS) or that this process has
+    already joined, else on a local Ray of `workers` CPUs that lives as long as the build, and dies with it."""
+    import ray  # imported on use: a plain install has no ray
+
+    with contextlib.ExitStack() as stack:
+        if not ray.is_initialized():  # a Ray that the caller started stays theirs: neither joined again nor shut down
+            if os.environ.get("RAY_ADDRESS"):
+                ray.init()
+            else:
+                before = _descendants(os.getpid())
+                # address="local": a Ray of our own, never one that `ray start` left running on this machine;
+                # WARNING keeps Ray's start-up lines off the build's console.
+                ray.init(address="local", num_cpus=max(1, workers), include_dashboard=False,
+                         logging_level=logging.WARNING)
+                stack.enter_context(_killed_when_this_process_ends(_descendants(os.getpid()) - before))
+            stack.callback(ray.shutdown)  # runs first: a clean stop, before the watcher kills what is left
+        # A shard whose worker crashed runs again (its files are written atomically); a ShardFailed never does.
+        task = ray.remote(_shard_task).options(max_retries=3, retry_exceptions=False)
+        pending = [task.remote(builder_cls, config, spec, out_dir) for spec in specs]
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(done[0])
+        except ray.exceptions.RayTaskError as err:
+            if isinstance(err.cause, ShardFailed):
+                raise SystemExit(str(err.cause)) from None
+            raise
+
+
+def _descendants(root: int) -> set[int]:
+    """The processes below `root`, from Linux's /proc (none elsewhere)."""
+    found, todo = set(), [root]
+    while todo:
+        with contextlib.suppress(OSError):  # gone meanwhile, or not Linux
+            for task in Path(f"/proc/{todo.pop()}/task").iterdir():
+                new = {int(pid) for pid in (task / "children").read_text().split()} - found
+                found |= new
+                todo.extend(new)
+    return found
+
+
+# The watcher: blocks until the build's end of its stdin closes (the build ended, even by kill -9), then kills.
+_WATCHER = """
+import signal, sys
+sys.stdin.read()
+for fd in map(int, sys.argv[1:]):
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+"""
+
+
+@contextlib.contextmanager
+def _killed_when_this_process_ends(pids: set[int]):
+    """Ray's gcs, raylet and workers die with the process that started them (prctl), but its agents first wait a
+    minute on the dead gcs. A watcher in its own session kills `pids` the moment this process ends; it holds them
+    as pidfds, so that a pid reused meanwhile is never hit."""
+    fds = []
+    for pid in pids:
+        with contextlib.suppress(OSError):  # already gone, or a kernel without pidfds (before Linux 5.3)
+            fds.append(os.pidfd_open(pid))
+    try:
+        watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, *map(str, fds)], stdin=subprocess.PIPE,
+                                   pass_fds=fds, start_new_session=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        yield
+    finally:
+        watcher.stdin.close()
+        watcher.wait()
+
+
+ENGINES: Registry[Engine] = Registry("engine", {"local": local_engine, "dask": dask_engine, "ray": ray_engine})

@@ -94,6 +94,43 @@ def test_kill_9_of_a_build_leaves_no_worker_behind(tmp_path, engine):
     assert not [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in _state(w)], "workers survived"
 
 
+def test_kill_9_of_a_build_on_ray_leaves_no_ray_process_behind(tmp_path):
+    """Ray's gcs, raylet and workers die with the build by Ray's own means; its agents, which would first wait a
+    minute on the dead gcs, by the engine's watcher."""
+    cmd = [sys.executable, "-m", "polymodal", "build", "xor", "--out", str(tmp_path / "out"), "--workers", "2",
+           "--engine", "ray", "--train", "2000000", "--shard-size", "20000", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        below: set[int] = set()
+        while not any(_comm(p).startswith("ray::_shard") for p in below):  # a shard runs: Ray is all there
+            assert proc.poll() is None and time.monotonic() < deadline, "the build ended before a shard ran"
+            below = _descendants(proc.pid)
+            time.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while any("Z" not in _state(p) for p in below) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [_comm(p) for p in below if "Z" not in _state(p)], "Ray processes survived"
+
+
+def _descendants(pid: int) -> set[int]:
+    try:
+        children = _children(pid)
+    except OSError:  # ended meanwhile
+        return set()
+    return children.union(*map(_descendants, children))
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
