@@ -78,36 +78,8 @@ override it to add loss inputs of its own under extra keys (AlignCLIP adds its t
 frozen semantic rows as ``"text:semantic"``); they are gathered across ranks like the
 embeddings and reach ``loss`` in the same dict.
 
-Example: Symile over small MLP encoders, ``examples/my_model/my_model.py``, which that package installs
-as ``my-model`` (or name it ``my_model:MyModel`` from its folder)::
-
-    import torch.nn.functional as F
-    from torch import nn
-    from polymodal.baselines import ContrastiveModel, LogitScale, mip_scores, symile_loss
-
-
-    class MyModel(ContrastiveModel):
-        def __init__(self, inputs, width=64):
-            super().__init__()
-            self.modalities, self.width = tuple(inputs), width
-            self.encoders = nn.ModuleDict(
-                {m: nn.Sequential(nn.Linear(d, width), nn.GELU(), nn.Linear(width, width)) for m, d in inputs.items()}
-            )
-            self.scale = LogitScale()
-
-        def encode(self, modality, x):
-            return F.normalize(self.encoders[modality](x), dim=-1)
-
-        def loss(self, embeddings, rows=None, generator=None):
-            ordered = [embeddings[m] for m in self.modalities]
-            return symile_loss(ordered, self.scale(), rows=rows, generator=generator)
-
-        def score(self, queries, target, candidates):
-            return mip_scores([queries[m] for m in self.modalities if m in queries], candidates)
-
-        def card(self):
-            size = sum(p.numel() for p in self.parameters())
-            return {"name": "my-model", "parameters": size, "config": {"width": self.width}}
+Example: ``examples/my_model/my_model.py``, Symile over small MLP encoders in 30 lines, which that
+package installs as ``my-model`` (or name it ``my_model:MyModel`` from its folder).
 """
 
 import abc

@@ -10,14 +10,12 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import venv
 from importlib import metadata
 
 import pytest
 import torch
 
-import polymodal.baselines.interface
 from polymodal.baselines.models import MODELS, model_class, resolve_model
 from polymodal.cli import main
 from tests.helpers import ROOT
@@ -95,11 +93,6 @@ def test_module_class_imports_from_the_current_folder_searched_last(monkeypatch,
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     assert resolve_model("polymodal_cwd_model:MyModel").__name__ == "MyModel"
     assert sys.path[-1] == str(tmp_path)
-
-
-def test_the_interface_s_example_is_the_example_package_s_model():
-    example = textwrap.dedent(polymodal.baselines.interface.__doc__.split("::\n", 1)[1]).strip()
-    assert example in (EXAMPLE / "my_model.py").read_text()
 
 
 def test_an_installed_package_s_model_benches_by_name(tmp_path):

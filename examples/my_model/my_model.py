@@ -2,7 +2,7 @@
 
 Installed (``pip install examples/my_model``), it is ``my-model`` to ``polymodal train``, ``bench`` and
 ``submit``, with no import path to give: pyproject.toml declares it in the ``polymodal.models`` entry-point
-group. The class is the example of polymodal.baselines.interface, word for word (tests/test_entry_points.py).
+group; polymodal.baselines.interface documents what each method must do.
 """
 
 import torch.nn.functional as F
