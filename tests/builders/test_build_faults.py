@@ -72,48 +72,47 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.parametrize("engine", ["local", "dask"])
-def test_kill_9_of_a_build_leaves_no_worker_behind(tmp_path, engine):
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "polymodal", "build", "xor", "--out", str(out), "--workers", "2", "--engine", engine,
-           "--train", "2000000", "--shard-size", "20000", "--no-progress"]
+def _kill_9_when(cmd: list[str], ready, what: str) -> set[int]:
+    """Start `cmd`, SIGKILL it once `ready(its descendants)` holds, and return the descendants it had then."""
     proc = subprocess.Popen(cmd, cwd=ROOT)
     try:
         deadline = time.monotonic() + 120
-        workers: set[int] = set()
-        while len(workers) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "the build ended before its pool started"
-            workers = _children(proc.pid)
+        below: set[int] = set()
+        while not ready(below):
+            assert proc.poll() is None and time.monotonic() < deadline, f"the build ended before {what}"
+            below = _descendants(proc.pid)
             time.sleep(0.05)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+    return below
+
+
+def _survivors(pids: set[int]) -> list[str]:
+    """The processes of `pids` still alive (not zombies) 10 s on, by name."""
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{w}").exists() and "Z" not in _state(w) for w in workers) and time.monotonic() < deadline:
+    while any("Z" not in _state(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in _state(w)], "workers survived"
+    return [_comm(p) for p in pids if "Z" not in _state(p)]
+
+
+def _xor_build(out: Path, engine: str) -> list[str]:
+    return [sys.executable, "-m", "polymodal", "build", "xor", "--out", str(out), "--workers", "2", "--engine", engine,
+            "--train", "2000000", "--shard-size", "20000", "--no-progress"]
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_kill_9_of_a_build_leaves_no_worker_behind(tmp_path, engine):
+    workers = _kill_9_when(_xor_build(tmp_path / "out", engine), lambda below: len(below) >= 2, "its pool started")
+    assert not _survivors(workers), "workers survived"
 
 
 def test_kill_9_of_a_build_on_ray_leaves_no_ray_process_behind(tmp_path):
     """Ray's gcs, raylet and workers die with the build by Ray's own means; its agents, which would first wait a
     minute on the dead gcs, by the engine's watcher."""
-    cmd = [sys.executable, "-m", "polymodal", "build", "xor", "--out", str(tmp_path / "out"), "--workers", "2",
-           "--engine", "ray", "--train", "2000000", "--shard-size", "20000", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 120
-        below: set[int] = set()
-        while not any(_comm(p).startswith("ray::_shard") for p in below):  # a shard runs: Ray is all there
-            assert proc.poll() is None and time.monotonic() < deadline, "the build ended before a shard ran"
-            below = _descendants(proc.pid)
-            time.sleep(0.1)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    deadline = time.monotonic() + 10
-    while any("Z" not in _state(p) for p in below) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [_comm(p) for p in below if "Z" not in _state(p)], "Ray processes survived"
+    running = lambda below: any(_comm(p).startswith("ray::_shard") for p in below)  # a shard runs: Ray is all there
+    below = _kill_9_when(_xor_build(tmp_path / "out", "ray"), running, "a shard ran")
+    assert not _survivors(below), "Ray processes survived"
 
 
 def _descendants(pid: int) -> set[int]:
