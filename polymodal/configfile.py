@@ -16,6 +16,7 @@ checked exactly as on the command line; flags given on the command line come aft
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -135,12 +136,12 @@ def from_flags(tokens: list[str], switches: frozenset[str] = frozenset()) -> dic
         if not token.startswith("--"):
             continue
         key, eq, inline = token[2:].partition("=")
-        values = []
-        for follow in tokens[k + 1:]:
-            if follow.startswith("--") or key in switches or eq:
-                break
-            values.append(_scalar(follow))
-        given[key] = _scalar(inline) if eq else (values[0] if len(values) == 1 else values or True)
+        if eq:
+            given[key] = _scalar(inline)
+            continue
+        words = [] if key in switches else itertools.takewhile(lambda t: not t.startswith("--"), tokens[k + 1:])
+        values = [_scalar(w) for w in words]
+        given[key] = values[0] if len(values) == 1 else values or True
     return given
 
 
