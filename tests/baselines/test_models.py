@@ -1,5 +1,6 @@
 """The model interface, the reference CLIP and Symile models, and model resolution."""
 
+import importlib.util
 import json
 import math
 import re
@@ -8,8 +9,8 @@ import textwrap
 import pytest
 import torch
 
-import polymodal.baselines.interface
 from polymodal.baselines import ENCODERS, MODELS, OBJECTIVES, ContrastiveModel, clip_loss, clip_scores, resolve_model, symile_loss
+from tests.helpers import ROOT
 
 INPUTS = {"a": 5, "b": 4, "c": 3}
 
@@ -113,9 +114,11 @@ def test_symile_learns_xor_that_clip_cannot(negatives, batch_size):
 
 
 def test_the_documented_example_is_a_working_model():
-    namespace = {}
-    exec(textwrap.dedent(polymodal.baselines.interface.__doc__.split("::\n", 1)[1]), namespace)
-    model = namespace["MyModel"](INPUTS, width=8)
+    """examples/my_model/my_model.py, which the interface's docstring names."""
+    spec = importlib.util.spec_from_file_location("my_model", ROOT / "examples" / "my_model" / "my_model.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    model = example.MyModel(INPUTS, width=8)
     embeddings = model(batch())
     loss = model.loss(embeddings, generator=torch.Generator().manual_seed(0))
     loss.backward()
