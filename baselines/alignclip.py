@@ -189,17 +189,40 @@ def alignclip_loss(
 
 
 class SharedTower(nn.Module):
-    """Per-modality input embedders -> a few tokens each (+ a learned modality embedding)
-    -> ONE transformer -> ONE final LayerNorm -> mean over the tokens -> ONE bias-free
-    projection -> L2 norm: SharedCLIP's parameter sharing, at small scale."""
+    """SharedCLIP's parameter sharing at small scale: per-modality input embedders -> several tokens per sample
+    (+ a learned CLS token where the modality is read at one, + a learned per-modality position embedding) -> ONE
+    transformer (pads masked out of attention, texts causal) -> ONE final LayerNorm -> the CLS or EOT token's
+    output -> ONE bias-free projection -> L2 norm.
 
-    def __init__(self, embedders: nn.ModuleDict, d_model: int, tokens: int, layers: int, heads: int):
+    The official SharedCLIP reads an image at a learned CLS token prepended to its patches, and a text at its
+    last real (EOT) token under the text's causal mask, the one position that has seen every word: so here the
+    ``text`` modality is read at EOT. Every other one (audio, XOR's a, b and c) is read like an image, at a CLS
+    token: its tokens are an unordered set of views with no end token, and a CLS token pools a set without
+    favouring one member, where an EOT read would favour the last view.
+
+    An embedder with ``token_states(x) -> ((N, L, d) states, (N, L) real)`` (the text heads over token or byte
+    ids) gives its tokens and pad mask itself, at most ``inputs[m]`` of them. Any other gives one (N, d) vector,
+    which ``Linear(d, tokens·d)`` splits into ``tokens`` tokens.
+    """
+
+    def __init__(self, embedders: nn.ModuleDict, inputs: dict[str, int], d_model: int, tokens: int, layers: int,
+                 heads: int, text: str | None):
         super().__init__()
         self.embedders, self.tokens = embedders, tokens
-        self.to_tokens = nn.ModuleDict({m: nn.Linear(d_model, tokens * d_model) for m in embedders})
-        self.modality_embedding = nn.ParameterDict(
-            {m: nn.Parameter(0.02 * torch.randn(tokens, d_model)) for m in embedders}
+        self.sequences = {m for m, e in embedders.items() if hasattr(e, "token_states")}
+        self.pooling = {m: "eot" if m == text else "cls" for m in embedders}
+        self.to_tokens = nn.ModuleDict(
+            {m: nn.Linear(d_model, tokens * d_model) for m in embedders if m not in self.sequences}
         )
+        scale = d_model**-0.5  # the official initialisation: width^-0.5, and 0.01 for the text's positions
+        self.class_embedding = nn.ParameterDict(
+            {m: nn.Parameter(scale * torch.randn(d_model)) for m, rule in self.pooling.items() if rule == "cls"}
+        )
+        self.positional_embedding = nn.ParameterDict({
+            m: nn.Parameter((0.01 if self.pooling[m] == "eot" else scale) * torch.randn(
+                (inputs[m] if m in self.sequences else tokens) + (self.pooling[m] == "cls"), d_model))
+            for m in embedders
+        })
         layer = nn.TransformerEncoderLayer(
             d_model, heads, 4 * d_model, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
         )
@@ -207,10 +230,37 @@ class SharedTower(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.projection = nn.Linear(d_model, d_model, bias=False)
 
+    def sequence(self, modality: str, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, L, d) input tokens, positions added, and (N, L) which are real, position 0 always (an empty text
+        is read at its first position rather than attending to nothing)."""
+        embedder = self.embedders[modality]
+        if modality in self.sequences:
+            tokens, real = embedder.token_states(x)
+        else:
+            tokens = self.to_tokens[modality](embedder(x)).unflatten(-1, (self.tokens, -1))
+            real = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        if modality in self.class_embedding:
+            cls = self.class_embedding[modality].to(tokens.dtype).expand(len(tokens), 1, -1)
+            tokens, real = torch.cat([cls, tokens], 1), F.pad(real, (1, 0), value=True)
+        positions = self.positional_embedding[modality]
+        if tokens.shape[1] > len(positions):
+            raise ValueError(f"{modality}: {tokens.shape[1]} tokens, more than the {len(positions)} positions its "
+                             f"input width gives the shared tower")
+        real = real.clone()
+        real[:, 0] = True
+        return tokens + positions[: tokens.shape[1]].to(tokens.dtype), real
+
     def forward(self, modality: str, x: Tensor) -> Tensor:
-        v = self.embedders[modality](x)
-        tokens = self.to_tokens[modality](v).unflatten(-1, (self.tokens, -1)) + self.modality_embedding[modality]
-        pooled = self.norm(self.transformer(tokens)).mean(1)
+        tokens, real = self.sequence(modality, x)
+        length = tokens.shape[1]
+        eot = self.pooling[modality] == "eot"
+        causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).triu(1) if eot else None
+        out = self.norm(self.transformer(tokens, mask=causal, src_key_padding_mask=~real))
+        if eot:  # the last real position: pads may sit anywhere after it, and none is read
+            at = torch.where(real, torch.arange(length, device=real.device), -1).amax(1)
+            pooled = out[torch.arange(len(out), device=out.device), at]
+        else:
+            pooled = out[:, 0]
         return F.normalize(self.projection(pooled), dim=-1)
 
 
@@ -218,7 +268,8 @@ class AlignClip(ContrastiveModel):
     """AlignCLIP for any set of modalities: :class:`SharedTower` embeddings and :func:`alignclip_loss`,
     with the settings of :class:`Config`.
 
-    The ``encoders`` (each maps its modality to d_model-wide vectors) feed the shared tower.
+    The ``encoders`` (each maps its modality to d_model-wide vectors, or gives its token states) feed the
+    shared tower, which reads the ``text`` modality at its EOT token and every other at a CLS token.
     If no modality is named ``text`` (``text=None``, or tasks like XOR with modalities a, b, c),
     IMSep is off and the model is SharedCLIP: the shared tower trained on the unhalved pairwise
     CLIP loss α·Σ_pairs [CE + CE].
@@ -242,7 +293,7 @@ class AlignClip(ContrastiveModel):
 
     @dataclasses.dataclass(frozen=True)
     class Config(ModelConfig):
-        tokens: int = 1  # the shared tower's tokens per input
+        tokens: int = 4  # the shared tower's tokens per input that its embedder gives as one vector
         layers: int = 2  # its depth
         heads: int = 4  # its attention heads; they must divide d_model
         text: str | None = "text"  # the modality whose texts give the semantic distances
@@ -254,6 +305,8 @@ class AlignClip(ContrastiveModel):
 
         def __post_init__(self) -> None:
             super().__post_init__()
+            if self.tokens < 1:
+                raise ValueError(f"tokens must be at least 1, got {self.tokens}")
             if self.d_model % self.heads:
                 raise ValueError(f"d_model={self.d_model} must be divisible by heads={self.heads}")
             SEMANTIC.spec(self.semantic)  # a bad spec fails here, though the encoder loads on first use
@@ -267,9 +320,9 @@ class AlignClip(ContrastiveModel):
         self.config = c = build(self.Config, options, type(self).__name__)
         self.modalities = tuple(inputs)
         embedders = build_encoders(c.encoders, inputs, c.d_model, c.encoder_options)
-        self.tower = SharedTower(embedders, c.d_model, c.tokens, c.layers, c.heads)
-        self.logit_scale = LogitScale(c.logit_scale_init, min_value=1.0, max_value=100.0)
         self.text = c.text if c.text in self.modalities else None
+        self.tower = SharedTower(embedders, inputs, c.d_model, c.tokens, c.layers, c.heads, self.text)
+        self.logit_scale = LogitScale(c.logit_scale_init, min_value=1.0, max_value=100.0)
         self.semantic_key = f"{c.text}:semantic"
 
     @functools.cached_property

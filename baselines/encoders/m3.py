@@ -53,10 +53,15 @@ class TokenHead(nn.Module):
         self.embed = nn.Embedding(vocab, d_embed, padding_idx=pad)
         self.body, self.linear, self.norm = body, nn.Linear(d_embed, d_model), nn.LayerNorm(d_model)
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def token_states(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, L, d_model) per-token states, the ones the head averages, and (N, L) which are real (not pads)."""
         ids = crop_pads(ids, self.pad)
-        keep = (ids != self.pad).unsqueeze(-1).to(self.linear.weight.dtype)
-        tokens = self.linear(self.body(self.embed(ids), keep))
+        real = ids != self.pad
+        return self.linear(self.body(self.embed(ids), real.unsqueeze(-1).to(self.linear.weight.dtype))), real
+
+    def forward(self, ids: Tensor) -> Tensor:
+        tokens, real = self.token_states(ids)
+        keep = real.unsqueeze(-1).to(tokens.dtype)
         return self.norm((tokens * keep).sum(1) / keep.sum(1).clamp(min=1))
 
 
@@ -79,10 +84,18 @@ class PretrainedTextHead(nn.Module):
         width = self.encoder.config.hidden_size
         self.linear, self.norm = nn.Linear(width, d_model), nn.LayerNorm(d_model)
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def _hidden(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         ids = crop_pads(ids, self.pad)
         mask = ids != self.pad
-        hidden = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state, mask
+
+    def token_states(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, L, d_model) per-token states (the Linear of each position) and (N, L) which are real (not pads)."""
+        hidden, mask = self._hidden(ids)
+        return self.linear(hidden), mask
+
+    def forward(self, ids: Tensor) -> Tensor:
+        hidden, mask = self._hidden(ids)
         keep = mask.unsqueeze(-1).to(hidden.dtype)
         return self.norm(self.linear((hidden * keep).sum(1) / keep.sum(1).clamp(min=1)))
 
@@ -151,10 +164,14 @@ def embedded_encoders(inputs: dict[str, int], d_model: int, width: int = 32, lay
 
 
 def paper_heads(inputs: dict[str, int], d_model: int, text_model: str = "FacebookAI/xlm-roberta-large",
-                text_layers: int = 1, text_vocab: int = 250_003, text_pad: int = 1) -> nn.ModuleDict:
+                text_layers: int = 1, text_vocab: int = 250_003, text_pad: int = 1,
+                augment: bool = False) -> nn.ModuleDict:
     """Heads over the frozen image and audio embeddings; the text head fine-tunes ``text_model``'s token
     embeddings and first ``text_layers`` layers (the paper: XLM-R-large's layer 0, 1024-d) over its
-    vocabulary plus [MISSING]. ``text_model`` may be a local path."""
+    vocabulary plus [MISSING]. ``text_model`` may be a local path. ``augment`` is declared, False, so the
+    card says that training saw no augmented inputs: frozen embeddings have no pixels to augment."""
+    if augment:
+        raise ValueError("m3-paper encoders read frozen embeddings, which cannot be augmented: augment must be False")
     return nn.ModuleDict({
         "image": FlaggedHead(nn.Identity(), inputs["image"] - 1, d_model),
         "audio": FlaggedHead(nn.Identity(), inputs["audio"] - 1, d_model),

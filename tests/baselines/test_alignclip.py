@@ -147,7 +147,7 @@ def test_weight_decay_spares_gains_biases_and_the_logit_scale_as_openclip_does()
 
     model = AlignClip(TWO, tokens=2, layers=1)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    optimizer = torch.optim.AdamW(param_groups(model, 0.5), lr=0.1)
+    optimizer = torch.optim.AdamW(param_groups(model, 0.5, 0.1))
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     optimizer.step()
@@ -279,13 +279,127 @@ def test_shared_tower_embeds_every_modality_on_the_sphere_and_scores_like_clip()
     e = {m: model.encode(m, v) for m, v in x.items()}
     for v in e.values():
         torch.testing.assert_close(v.norm(dim=1), torch.ones(5))
-    # One tower: only the input embedders, token maps and modality embeddings are per modality.
+    # One tower: only the input embedders, token maps, CLS tokens and position embeddings are per modality.
     shared = {n.split(".")[1] for n, _ in model.named_parameters() if n.startswith("tower.")}
-    assert shared == {"embedders", "to_tokens", "modality_embedding", "transformer", "norm", "projection"}
+    assert shared == {"embedders", "to_tokens", "class_embedding", "positional_embedding", "transformer", "norm",
+                      "projection"}
     scores = model.score({"audio": e["audio"], "image": e["image"]}, "text", e["text"][:3])
     torch.testing.assert_close(scores, clip_scores([e["image"], e["audio"]], e["text"][:3], model.logit_scale()))
     with pytest.raises(ValueError, match="not a query"):
         model.score({"text": e["text"]}, "text", e["text"])
+
+
+# --- The shared tower: several tokens per sample, read at CLS or EOT. ------------------------
+
+
+class GivenStates(nn.Module):
+    """A text embedder whose token states are its input, as given: (N, L, d + 1), the last column 1 for a pad."""
+
+    def token_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x[..., :-1], x[..., -1] == 0
+
+
+@pytest.fixture
+def tower_with_given_text(monkeypatch):
+    """An AlignCLIP whose text tokens are given as they are (GivenStates), at most 6 of them, d_model 8."""
+    monkeypatch.setitem(ENCODERS, "given-text", lambda inputs, d: nn.ModuleDict(
+        {"image": LinearL2(inputs["image"], d), "text": GivenStates()}))
+    torch.manual_seed(0)
+    return AlignClip({"image": 3, "text": 6}, d_model=8, heads=2, encoders="given-text").double().eval()
+
+
+def given_texts(lengths: list[int], length: int = 6, d: int = 8, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    states = torch.randn(len(lengths), length, d, generator=g, dtype=torch.float64)
+    pads = (torch.arange(length) >= torch.tensor(lengths)[:, None]).double()
+    return torch.cat([states, pads[..., None]], -1)
+
+
+def read_by_hand(model: AlignClip, tokens: torch.Tensor, at: list[int], causal: bool) -> torch.Tensor:
+    """The tower's layers on ``tokens`` (positions added here), with no pad mask: the output at ``at``."""
+    t = model.tower
+    tokens = tokens + t.positional_embedding["text" if causal else "image"][: tokens.shape[1]]
+    mask = torch.ones(tokens.shape[1], tokens.shape[1], dtype=torch.bool).triu(1) if causal else None
+    out = t.norm(t.transformer(tokens, mask=mask))
+    return F.normalize(t.projection(out[torch.arange(len(out)), at]), dim=-1)
+
+
+def test_the_default_tower_reads_several_tokens_per_sample_and_mixes_them(tower_with_given_text):
+    """With one token a layer's attention is a fixed linear map; the default gives every modality several."""
+    model = AlignClip(THREE).eval()
+    lengths = []
+    model.tower.transformer.register_forward_pre_hook(lambda _, args: lengths.append(args[0].shape[1]))
+    for m in THREE:
+        model.encode(m, torch.randn(2, 3))
+    assert model.config.tokens > 1 and len(lengths) == 3 and min(lengths) > 1
+    # A token's output depends on the other tokens: change one token, the EOT read of the last changes.
+    text = tower_with_given_text
+    x = given_texts([6, 6])
+    changed = x.clone()
+    changed[:, 0, :-1] = given_texts([6, 6], seed=1)[:, 0, :-1]  # another first token (a shift alone LayerNorm removes)
+    assert (text.encode("text", x) - text.encode("text", changed)).abs().amax() > 1e-3
+
+
+def test_eot_reads_the_last_real_token_and_ignores_the_pads(tower_with_given_text):
+    model = tower_with_given_text
+    x = given_texts([6, 3, 1])
+    masks = []
+    model.tower.transformer.register_forward_pre_hook(
+        lambda _, args, kwargs: masks.append(kwargs.get("src_key_padding_mask")), with_kwargs=True)
+    out = model.encode("text", x)
+    torch.testing.assert_close(masks[0], x[..., -1] == 1)  # the pads reach the transformer's key padding mask
+    # Each row read by hand at its last real token, run on the real tokens alone (no pads anywhere).
+    for row, n in enumerate([6, 3, 1]):
+        alone = read_by_hand(model, x[row : row + 1, :n, :-1], [n - 1], causal=True)
+        torch.testing.assert_close(out[row : row + 1], alone)
+    noisy = x.clone()
+    noisy[..., :-1] += 100 * x[..., -1:]  # the pads' contents changed
+    torch.testing.assert_close(model.encode("text", noisy), out, rtol=0, atol=0)
+    # Left-aligned pads after the last real token: the last non-pad position, not the last column.
+    assert not torch.allclose(out[1], read_by_hand(model, x[1:2, :, :-1], [5], causal=True)[0])
+
+
+def test_cls_reads_a_learned_token_prepended_to_the_vector_tokens(tower_with_given_text):
+    model = tower_with_given_text
+    t = model.tower
+    x = torch.randn(4, 3, dtype=torch.float64)
+    tokens = t.to_tokens["image"](t.embedders["image"](x)).unflatten(-1, (model.config.tokens, -1))
+    by_hand = torch.cat([t.class_embedding["image"].expand(4, 1, -1), tokens], 1)
+    torch.testing.assert_close(model.encode("image", x), read_by_hand(model, by_hand, [0] * 4, causal=False))
+
+
+def test_every_modality_runs_through_one_transformer():
+    model = AlignClip(THREE, encoders="linear_l2")
+    towers = [m for m in model.modules() if isinstance(m, nn.TransformerEncoder)]
+    assert towers == [model.tower.transformer]
+    seen = []
+    for module in (model.tower.transformer, model.tower.norm, model.tower.projection):
+        module.register_forward_hook(lambda mod, *_: seen.append(mod))
+    for m in THREE:
+        model.encode(m, torch.randn(2, 3))
+    assert seen == [model.tower.transformer, model.tower.norm, model.tower.projection] * 3
+    assert model.tower.pooling == {"image": "cls", "text": "eot", "audio": "cls"}
+    assert AlignClip({"a": 2, "b": 2, "c": 2}).tower.pooling == dict.fromkeys("abc", "cls")  # no text: all CLS
+    with pytest.raises(ValueError, match="tokens"):
+        AlignClip(TWO, tokens=0)
+
+
+def test_byte_texts_feed_the_tower_their_tokens_and_pad_mask():
+    """On the VGG-sound+ layout the caption's bytes are the text's tokens (0 pads), not one vector."""
+    from polymodal.baselines.layouts import AUDIO_VISUAL
+
+    torch.manual_seed(0)
+    model = AlignClip(AUDIO_VISUAL.inputs(), encoders="av-embedded", d_model=16, heads=2, semantic="bytes-ngram").eval()
+    assert model.tower.sequences == {"text"} and "text" not in model.tower.to_tokens
+    ids = byte_ids(["a dog barks", "rain"], AUDIO_VISUAL.text_len)
+    masks = []
+    model.tower.transformer.register_forward_pre_hook(
+        lambda _, args, kwargs: masks.append(kwargs.get("src_key_padding_mask")), with_kwargs=True)
+    with torch.no_grad():
+        out = model.encode("text", ids)
+        short = model.encode("text", ids[1:, :4])  # "rain" alone, no pads at all
+    assert masks[0].shape == (2, len("a dog barks")) and masks[0][1].tolist() == [False] * 4 + [True] * 7
+    torch.testing.assert_close(out[1:], short)
 
 
 # --- The claim in miniature: AlignCLIP closes the gap that CLIP leaves. -------------------
