@@ -72,6 +72,11 @@ Construction
     Names of parameters AdamW trains without weight decay (timm's convention);
     without it every parameter decays. AlignCLIP spares gains, biases and its scale.
 
+``lr_scale: float`` (optional)
+    A factor on the task's learning rate for every parameter of the model, 1 without it.
+    ConFu's fixed τ = 0.07 collapses at the rates the Symile tasks set (its official rates
+    are 50–1000 times smaller), so it trains at a tenth of them.
+
 ``forward`` (provided by :class:`ContrastiveModel`) embeds a dict of batches, so
 that a DDP-wrapped model can be called as usual. Training calls it, so a model may
 override it to add loss inputs of its own under extra keys (AlignCLIP adds its texts'

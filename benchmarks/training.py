@@ -156,13 +156,15 @@ def _autocast(place: Placement, enabled: bool):
     return torch.autocast(place.device.type, dtype=torch.bfloat16) if enabled else nullcontext()
 
 
-def param_groups(model, weight_decay: float) -> list[dict]:
+def param_groups(model, weight_decay: float, lr: float) -> list[dict]:
     """AdamW's groups: the parameters a model names in `no_weight_decay()` (timm's convention) train without
-    weight decay; a model without that method decays every parameter."""
+    weight decay; a model without that method decays every parameter. All train at `lr` times the model's
+    `lr_scale` (1 where it declares none)."""
     exempt = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    lr *= getattr(model, "lr_scale", 1.0)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # a frozen stage's are left out
-    groups = [{"params": [p for n, p in named if n not in exempt], "weight_decay": weight_decay},
-              {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0}]
+    groups = [{"params": [p for n, p in named if n not in exempt], "weight_decay": weight_decay, "lr": lr},
+              {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0, "lr": lr}]
     return [group for group in groups if group["params"]]
 
 
@@ -219,7 +221,7 @@ def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tenso
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[place.device] if place.device.type == "cuda" else None)
     if config.compile:
         trained = torch.compile(trained)
-    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay, config.lr))
     generator = torch.Generator().manual_seed(config.seed)  # batch order and Symile's negatives, alike on every rank
     autocast = _autocast(place, config.amp)
     n = len(next(iter(train.values())))

@@ -1,6 +1,8 @@
 """ConFu's loss and scores against the six InfoNCE terms written out, and its fused two-to-one retrieval."""
 
+import dataclasses
 import itertools
+import math
 
 import pytest
 import torch
@@ -85,3 +87,40 @@ def test_local_rows_average_to_the_global_loss():
     whole = model.loss(embeddings)
     sharded = sharded_mean(lambda p: model.loss(embeddings, rows=p), [slice(0, 3), slice(3, 8)], 8)
     assert sharded.item() == pytest.approx(whole.item(), rel=1e-9)
+
+
+def _xor_world(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """Symile's XOR at p̂ = 1: c = a xor b, so every pair is independent and only a fused pair predicts the third."""
+    g = torch.Generator().manual_seed(seed)
+    a, b = (torch.randint(0, 2, (n, 5), generator=g) for _ in "ab")
+    return {"a": a.float(), "b": b.float(), "c": (a ^ b).float()}
+
+
+def _trained_val_loss(tmp_path, **options) -> float:
+    from polymodal.benchmarks.tasks import load_task
+    from polymodal.benchmarks.training import fit
+
+    torch.manual_seed(0)
+    model = MODELS["confu"](INPUTS, d_model=16, **options)
+    config = dataclasses.replace(load_task("xor").train_defaults, epochs=8, batch_size=250)  # XOR's lr: 0.05
+    return fit(model, _xor_world(4000, 0), _xor_world(1000, 1), config, tmp_path, progress=False)["best_val_loss"]
+
+
+def test_at_the_xor_tasks_lr_confu_learns_only_at_its_lr_scale(tmp_path):
+    """At the task's own lr the embeddings collapse: every term stays at chance, ln(250) / 2. At a tenth of
+    it the fused pairs learn c."""
+    chance = math.log(250) / 2
+    assert _trained_val_loss(tmp_path / "full", lr_scale=1.0) == pytest.approx(chance, abs=0.01)
+    assert _trained_val_loss(tmp_path / "scaled") < chance - 0.2
+
+
+def test_every_parameter_trains_at_the_tasks_lr_times_lr_scale():
+    from polymodal.benchmarks.training import param_groups
+
+    model = _model(lr_scale=0.25)
+    groups = param_groups(model, 0.01, 0.04)
+    assert {g["lr"] for g in groups} == {0.01}
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in model.parameters())
+    assert {g["lr"] for g in param_groups(MODELS["clip"](INPUTS, d_model=6), 0.01, 0.04)} == {0.04}  # no lr_scale
+    with pytest.raises(ValueError, match="lr_scale must be > 0"):
+        _model(lr_scale=0.0)
