@@ -31,6 +31,11 @@ class Featurizer(ABC):
         """The prepared arrays through frozen models, in the rank's main process; none by default."""
         return prepared
 
+    @classmethod
+    def for_dataset(cls, data_dir) -> Featurizer:
+        """The featurizer of the dataset at ``data_dir``; one that sizes its arrays from the data reads it here."""
+        return cls()
+
 
 def featurizer_class(data_dir, encoder: str) -> type[Featurizer]:
     """The featurizer a task declares as `encoder`, once the dataset is known to be of the kind it reads."""
@@ -50,7 +55,8 @@ def featurizer_class(data_dir, encoder: str) -> type[Featurizer]:
 
 def featurize(data_dir, encoder: str, split: str, out=None, featurizer: Featurizer | None = None, **loader) -> Path:
     """The cache file of (data_dir, encoder, split), computing it only if absent; ``loader``: workers, seed, progress."""
-    return cached_split(data_dir, encoder, split, lambda: featurizer or featurizer_class(data_dir, encoder)(), out, **loader)
+    make = lambda: featurizer or featurizer_class(data_dir, encoder).for_dataset(data_dir)  # noqa: E731
+    return cached_split(data_dir, encoder, split, make, out, **loader)
 
 
 def load_features(data_dir, encoder: str, split: str, out=None,
@@ -66,5 +72,5 @@ def load_features(data_dir, encoder: str, split: str, out=None,
 
 def featurize_all(data_dir, encoder: str, out=None, featurizer: Featurizer | None = None, **loader) -> list[Path]:
     """Every split of the dataset; one featurizer (one model load), made only if a split is missing, serves them all."""
-    make = functools.cache(lambda: featurizer or featurizer_class(data_dir, encoder)())
+    make = functools.cache(lambda: featurizer or featurizer_class(data_dir, encoder).for_dataset(data_dir))
     return [cached_split(data_dir, encoder, s, make, out, **loader) for s in sorted(load_manifest(data_dir)["splits"])]

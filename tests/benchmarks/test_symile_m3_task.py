@@ -82,17 +82,42 @@ class FakeTokenizer:
     def __len__(self):
         return 300
 
-    def __call__(self, texts, padding, truncation, max_length):
-        assert padding == "max_length" and truncation
-        ids = [[0] + [b + 3 for b in t.encode()][: max_length - 2] + [2] for t in texts]
-        return {"input_ids": [row + [self.pad_token_id] * (max_length - len(row)) for row in ids]}
+    def __call__(self, texts, padding=False, max_length=None):
+        ids = [[0] + [b + 3 for b in t.encode()] + [2] for t in texts]
+        width = max_length if padding == "max_length" else 0
+        return {"input_ids": [row + [self.pad_token_id] * (width - len(row)) for row in ids]}
 
 
-def test_paper_featurizer_runs_on_tiny_models(m3, tmp_path):
+def tiny_xlmr_tokenizer(corpus: list[str]):
+    """XLM-R's tokenizer pipeline (SentencePiece unigram pieces, "▁" for spaces, <s> … </s>, pad id 1) over a
+    tiny vocabulary of the corpus's characters and their first bigrams: the real one cannot be downloaded here."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    chars = sorted({c for text in corpus for c in text.replace(" ", "▁")} | {"▁"})
+    bigrams = sorted({text[i : i + 2] for text in corpus for i in range(0, len(text) - 1, 3)} - {""})
+    vocab = [(t, 0.0) for t in specials] + [(c, -8.0) for c in chars] + [(b, -5.0) for b in bigrams if " " not in b]
+    tok = Tokenizer(models.Unigram([*vocab, ("<mask>", 0.0)], unk_id=3))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                        pad_token="<pad>", mask_token="<mask>")
+    assert tokenizer.pad_token_id == 1
+    return tokenizer
+
+
+def cut(row: np.ndarray, text: str, tokenizer) -> bool:
+    """Whether a featurized row is not the whole of the text's own tokenization, then pads."""
+    own = tokenizer(text)["input_ids"]
+    return row[: len(own)].tolist() != own or bool((row[len(own) :] != tokenizer.pad_token_id).any())
+
+
+@pytest.fixture(scope="module")
+def tiny_paper_models(tmp_path_factory):
     transformers = pytest.importorskip("transformers")
-    from polymodal.benchmarks.tasks.symile_m3.featurizers import PaperFeaturizer
-
-    image, audio = tmp_path / "clip", tmp_path / "whisper"
+    path = tmp_path_factory.mktemp("paper-models")
+    image, audio = path / "clip", path / "whisper"
     transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
         hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=16,
     )).save_pretrained(image)
@@ -102,14 +127,74 @@ def test_paper_featurizer_runs_on_tiny_models(m3, tmp_path):
         encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80, max_source_positions=1500, max_target_positions=8,
     )).save_pretrained(audio)
     transformers.WhisperFeatureExtractor(feature_size=80).save_pretrained(audio)
-    featurizer = PaperFeaturizer(image=str(image), audio=str(audio), text_len=16, tokenizer=FakeTokenizer(), device="cpu")
+    return {"image": str(image), "audio": str(audio), "device": "cpu"}
+
+
+def test_paper_featurizer_runs_on_tiny_models(m3, tmp_path, tiny_paper_models):
+    from polymodal.benchmarks.tasks.symile_m3.featurizers import PaperFeaturizer
+
+    featurizer = PaperFeaturizer(**tiny_paper_models, tokenizer=FakeTokenizer(), data_dir=m3)
+    width = featurizer.text_len  # the longest text's bytes and two specials (tested below with XLM-R's pipeline)
     path = featurize(m3, "paper-tiny", "test", out=tmp_path, featurizer=featurizer)
     # The processors in two loader workers, the models in this process: the same file.
     assert featurize(m3, "paper-tiny", "test", out=tmp_path / "w2", featurizer=featurizer, workers=2).read_bytes() == path.read_bytes()
     arrays, info = load_features(m3, "paper-tiny", "test", out=tmp_path)
-    assert arrays["image"].shape == (48, 16) and arrays["audio"].shape == (48, 16) and arrays["text"].shape == (48, 16)
+    assert arrays["image"].shape == (48, 16) and arrays["audio"].shape == (48, 16) and arrays["text"].shape == (48, width)
     assert np.isfinite(arrays["image"]).all() and np.isfinite(arrays["audio"]).all()
-    assert info == {"text_vocab": 301, "text_pad": 1, "missing_token": 300} and path.is_file()
+    assert info == {"text_vocab": 301, "text_pad": 1, "missing_token": 300, "text_len": width} and path.is_file()
+
+
+def test_the_paper_text_width_is_the_longest_text_of_every_split(m3, tmp_path, tiny_paper_models):
+    """One width for every split, taken from all of them: the longest text, whole, and no other text cut."""
+    import tarfile
+
+    from polymodal.benchmarks.tasks.symile_m3.featurizers import PaperFeaturizer
+
+    texts: dict[str, list[str]] = {}  # split -> its texts in key order, read from the shards without the featurizer
+    for shard in json.loads((m3 / "manifest.json").read_text())["shards"]:
+        with tarfile.open(m3 / shard["path"]) as tar:
+            texts.setdefault(shard["split"], []).extend(
+                tar.extractfile(m).read().decode() for m in tar if m.name.endswith(".txt"))
+    every = [t for split in texts.values() for t in split]
+    tokenizer = tiny_xlmr_tokenizer(every)
+    longest = max(len(tokenizer(t)["input_ids"]) for t in every)
+    featurizer = PaperFeaturizer(**tiny_paper_models, tokenizer=tokenizer, data_dir=m3)
+    assert featurizer.info["text_len"] == longest
+    featurize_all(m3, "paper-tiny", out=tmp_path, featurizer=featurizer)
+    for split, split_texts in texts.items():
+        arrays, info = load_features(m3, "paper-tiny", split, out=tmp_path)
+        assert arrays["text"].shape == (len(split_texts), longest) and info["text_len"] == longest
+        assert not any(cut(row, text, tokenizer) for row, text in zip(arrays["text"], split_texts))
+    with pytest.raises(ValueError, match="text_len, or data_dir"):
+        PaperFeaturizer(**tiny_paper_models, tokenizer=tokenizer)
+
+
+def test_no_m3_10_text_is_cut():
+    """Texts as the builder draws them from M3-10 (all ten languages, the Babel-ImageNet names it ships), and one
+    of every language's longest name: each featurized whole, though some are longer than the old 64 tokens."""
+    pytest.importorskip("transformers")
+    from polymodal.benchmarks.tasks.symile_m3.featurizers import PaperFeaturizer, longest_text
+    from polymodal.builders.symile_m3.builder import draw
+    from polymodal.builders.symile_m3.names import SEPARATOR, load_table
+    from polymodal.builders.symile_m3.sources import default_names
+
+    languages = LANGUAGE_SETS["M3-10"]
+    classes = load_table(default_names("imagenet:unused"), languages)
+    assert len(classes) > 100  # the bundled table, not the digits
+    ones = lambda k: np.ones(k, int)  # noqa: E731  one clip per language, one image per class: only the words matter
+    d = draw(np.random.default_rng(0), 2000, len(languages), ones(len(languages)), ones(len(classes)), 0.0)
+    texts = [SEPARATOR.join(classes[k].names[languages[lang]] for lang, k in zip(langs, ks))
+             for langs, ks in zip(d.word_language, d.word_cls)]
+    texts.append(SEPARATOR.join(max((c.names[lang] for c in classes), key=len) for lang in languages))
+    tokenizer = tiny_xlmr_tokenizer(texts)
+    featurizer = PaperFeaturizer.__new__(PaperFeaturizer)  # the text path only: no model is loaded
+    featurizer.tokenizer, featurizer.text_len = tokenizer, longest_text(texts, tokenizer, batch=128)
+    ids = featurizer.text_ids(texts)
+    assert not any(cut(row, text, tokenizer) for row, text in zip(ids, texts))
+    assert any(len(tokenizer(t)["input_ids"]) > 64 for t in texts)  # the old fixed width cut these
+    featurizer.text_len = 64
+    with pytest.raises(ValueError, match="more than the 64"):
+        featurizer.text_ids(texts)
 
 
 def test_paper_featurizer_normalizes_audio_as_the_official_code():

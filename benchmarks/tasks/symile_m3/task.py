@@ -32,7 +32,7 @@ from polymodal.benchmarks.protocols.retrieval import topk
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.symile_m3.featurizers import (
     MODALITIES,
-    PAPER_TEXT_LEN,
+    PAPER_TEXT_MAX,
     EmbeddedFeaturizer,
     PaperFeaturizer,
 )
@@ -45,10 +45,11 @@ FEATURES_BY_IMAGES = {"digits": "embedded"}
 #: `bench --languages 2,5,10` names the paper's language sets by size.
 SETS_BY_SIZE = {str(len(langs)): name for name, langs in LANGUAGE_SETS.items()}
 BOOTSTRAP, BOOTSTRAP_SEED = 1000, 0
-#: Model input widths per featurizer: image and audio carry a missing flag as a last column.
+#: Model input widths per featurizer: image and audio carry a missing flag as a last column; the paper's text
+#: ids are at most PAPER_TEXT_MAX wide (the featurizer's width is the dataset's longest text).
 INPUTS = {
     "embedded": EMBEDDED.inputs(),
-    "paper": {"image": 1024 + 1, "audio": 1280 + 1, "text": PAPER_TEXT_LEN},
+    "paper": {"image": 1024 + 1, "audio": 1280 + 1, "text": PAPER_TEXT_MAX},
 }
 
 
