@@ -37,22 +37,31 @@ def split_member(name: str) -> tuple[str | None, str | None]:
     return (match[1], match[2]) if match else (None, None)
 
 
-def media_features(meta: dict):
-    """The `datasets.Features` of a media dataset's shards, given its `json` member's columns as type names
-    (`"string"`, `"int64"`, ...; a one-item list for a list, a dict for a record), for
-    `datasets.load_dataset("webdataset", data_files=..., features=...)`.
+def hub_features(columns: dict) -> list[dict]:
+    """A card's `dataset_info.features`, in the Hub's YAML form, from {column: kind}: a dtype ("string",
+    "int64", "binary", "image", ...), a one-item list for a list of that kind, or a dict for a record."""
+
+    def feature(name, kind):
+        if isinstance(kind, dict):
+            return {"name": name, "struct": hub_features(kind)}
+        if isinstance(kind, list):
+            (inner,) = kind
+            return {"name": name, "list": hub_features(inner) if isinstance(inner, dict) else inner}
+        return {"name": name, "dtype": kind}
+
+    return [feature(name, kind) for name, kind in columns.items()]
+
+
+def media_features(meta: dict) -> list[dict]:
+    """The columns of a media dataset, given its `json` member's: what `datasets.load_dataset(DIR)` reads.
 
     The audio stays FLAC bytes (decode with soundfile): datasets >= 4 needs torchcodec for its Audio type.
     """
-    from datasets import Features, Image, Value
+    return hub_features({LABEL: "int64", AUDIO: "binary", IMAGE: "image", META: meta, TEXT: "string",
+                         "__key__": "string", "__url__": "string"})
 
-    def column(kind):
-        if isinstance(kind, dict):
-            return {name: column(inner) for name, inner in kind.items()}
-        return [column(kind[0])] if isinstance(kind, list) else Value(kind)
 
-    return Features({
-        "__key__": Value("string"), "__url__": Value("string"),
-        AUDIO: Value("binary"), LABEL: Value("int64"), IMAGE: Image(), TEXT: Value("string"),
-        META: column(meta),
-    })
+def npy_features(fields: tuple[str, ...], dtype: str, meta: dict) -> list[dict]:
+    """The columns of a dataset of one .npy row per modality (XOR, XNOR), given its `json` member's."""
+    return hub_features({**{field: [dtype] for field in fields if field != META}, META: meta,
+                         "__key__": "string", "__url__": "string"})

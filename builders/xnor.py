@@ -20,9 +20,10 @@ from typing import Iterator
 import numpy as np
 
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
+from polymodal.builders.core.cards import SYNTHETIC_LICENSE
 from polymodal.builders.core.options import check_values, float_list, option
 from polymodal.builders.core.tarshards import npy_rows
-from polymodal.builders.schema import META, XNOR_FIELDS, XNOR_MODALITIES
+from polymodal.builders.schema import META, XNOR_FIELDS, XNOR_MODALITIES, npy_features
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1}  # test takes the rest, as the official random_split
 #: What a sample's meta says was corrupted, by code: the order of `Draws.corrupted`'s values.
@@ -248,3 +249,16 @@ class XnorBuilder(Builder):
             "batch": str(PAPER_EVAL_BATCH),
             "chance": f"{1 / split_sizes(c.samples)['test']:.6f}",
         }
+
+    def card_metadata(self, manifest: dict) -> dict:
+        c = self.config
+        return {
+            "pretty_name": f"Synthetic XNOR (Gated Symile, K={c.bits}, p={c.corruption_p:g}, {c.corruption})",
+            "license": SYNTHETIC_LICENSE,
+            "task_categories": ["feature-extraction"],
+            "source_datasets": ["original"],
+            "tags": ["polymodal", "multimodal", "contrastive-learning", "synthetic"],
+        }
+
+    def features(self) -> list[dict]:
+        return npy_features(XNOR_FIELDS, "float32", {"index": "int64", "corrupted": "string", "donor": "int64"})

@@ -14,9 +14,10 @@ from typing import Iterator
 import numpy as np
 
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
+from polymodal.builders.core.cards import SYNTHETIC_LICENSE
 from polymodal.builders.core.options import check_values, float_list, option
 from polymodal.builders.core.tarshards import npy_rows
-from polymodal.builders.schema import META, XOR_FIELDS
+from polymodal.builders.schema import META, XOR_FIELDS, npy_features
 
 
 def draw_splits(draws: int) -> list[str]:
@@ -81,6 +82,18 @@ class XorBuilder(Builder):
             "chance": f"{2.0 ** -c.dim:.4f}",
             "test_draws": str(c.test_draws),
         }
+
+    def card_metadata(self, manifest: dict) -> dict:
+        return {
+            "pretty_name": f"XOR synthetic (Symile, d={self.config.dim}, p_hat={self.config.p_hat:g})",
+            "license": SYNTHETIC_LICENSE,
+            "task_categories": ["feature-extraction"],
+            "source_datasets": ["original"],
+            "tags": ["polymodal", "multimodal", "contrastive-learning", "synthetic"],
+        }
+
+    def features(self) -> list[dict]:
+        return npy_features(XOR_FIELDS, "int8", {"i": "int64"})
 
 
 def generate(rng: np.random.Generator, n: int, dim: int, p_hat: float):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what polymodal needs on a fresh machine: ffmpeg, espeak-ng and (for the
 # leaderboard site's browser test) chromium with its driver from apt, torch (the CPU
-# wheel where there is no GPU), then the package itself.
+# wheel where there is no GPU), then the package itself and the stock readers its tests run.
 # Safe to run again: each step checks before it installs.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
@@ -33,4 +33,10 @@ if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
 fi
 
 "$PYTHON" -m pip install -q -e ".[${EXTRAS}]"
+
+# The stock WebDataset readers that tests/builders/test_stock_readers.py runs on our shards (pyproject's `interop`
+# extra), without their requirements: both require torchvision, whose PyPI wheels are CUDA builds that break
+# transformers beside a CPU torch, and their WebDataset paths never call it. What those paths do import (regex,
+# wcwidth for ftfy) is in `dev`.
+"$PYTHON" -m pip install -q --no-deps "open-clip-torch>=3.0" "clip-benchmark>=1.6" "ftfy>=6"
 echo "setup: done ($("$PYTHON" -c 'import torch, polymodal; print("polymodal", polymodal.__version__, "torch", torch.__version__)'))"

@@ -134,6 +134,14 @@ class Builder:
         """Extra values for the card template, beyond the common ones."""
         return {}
 
+    def card_metadata(self, manifest: dict) -> dict[str, Any]:
+        """The card's YAML keys that only the dataset knows: pretty_name, licence, languages, tasks, sources, tags."""
+        raise NotImplementedError
+
+    def features(self) -> list[dict]:
+        """The columns 🤗 datasets reads from the shards, as a card's `dataset_info.features` (schema.hub_features)."""
+        raise NotImplementedError
+
     def check_environment(self) -> None:
         """Raise a clear error naming any missing tool before any shard is written."""
 

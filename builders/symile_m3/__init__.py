@@ -3,6 +3,6 @@
 What the harness may use is exported here; the modules inside are the builder's own.
 """
 
-from .builder import LANGUAGE_SETS, M3Config, SymileM3Builder, hf_features
+from .builder import LANGUAGE_SETS, M3Config, SymileM3Builder
 
-__all__ = ["LANGUAGE_SETS", "M3Config", "SymileM3Builder", "hf_features"]
+__all__ = ["LANGUAGE_SETS", "M3Config", "SymileM3Builder"]

@@ -25,7 +25,7 @@ from polymodal.builders.core import media
 from polymodal.builders.core.base import Builder, Row, ShardSpec, sample_key, shard_rng
 from polymodal.builders.core.options import Preset, SpecKind, check_values, option
 from polymodal.builders.schema import AUDIO, IMAGE, LABEL, MEDIA_FIELDS, META, TEXT, media_features
-from polymodal.builders.symile_m3.card import card_fields
+from polymodal.builders.symile_m3.card import card_fields, card_metadata
 from polymodal.builders.symile_m3.names import SEPARATOR
 from polymodal.builders.symile_m3.sources import (
     AUDIO_SOURCES,
@@ -204,14 +204,15 @@ class SymileM3Builder(Builder):
     def card_fields(self, manifest: dict) -> dict[str, str]:
         return card_fields(self.config, manifest)
 
+    def card_metadata(self, manifest: dict) -> dict:
+        return card_metadata(self.config, manifest)
 
-def hf_features():
-    """The columns for `datasets.load_dataset("webdataset", data_files=..., features=hf_features())`."""
-    return media_features({
-        "audio": "string", "class_id": "int64", "class_key": "string", "image": "string", "language": "string",
-        "target": "string", "missing": {m: "bool" for m in MODALITIES},
-        "words": [{"class_id": "int64", "language": "string", "word": "string"}],
-    })
+    def features(self) -> list[dict]:
+        return media_features({
+            "audio": "string", "class_id": "int64", "class_key": "string", "image": "string", "language": "string",
+            "missing": {m: "bool" for m in MODALITIES}, "target": "string",
+            "words": [{"class_id": "int64", "language": "string", "word": "string"}],
+        })
 
 
 def language_list(text: str) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 What the harness may use is exported here; the modules inside are the builder's own.
 """
 
-from .builder import VggConfig, VggSoundPlusBuilder, hf_features
+from .builder import VggConfig, VggSoundPlusBuilder
 from .index import class_index
 
-__all__ = ["VggConfig", "VggSoundPlusBuilder", "class_index", "hf_features"]
+__all__ = ["VggConfig", "VggSoundPlusBuilder", "class_index"]

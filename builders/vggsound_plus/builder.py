@@ -43,7 +43,7 @@ from polymodal.builders.schema import (
     media_features,
 )
 from polymodal.builders.vggsound_plus.captioners import Clip, open_captioner
-from polymodal.builders.vggsound_plus.card import card_fields
+from polymodal.builders.vggsound_plus.card import card_fields, card_metadata
 from polymodal.builders.vggsound_plus.clips import Extracted, extract
 from polymodal.builders.vggsound_plus.failures import ClipFailure
 from polymodal.builders.vggsound_plus.fetch import ClipFolder, FetchOptions, open_source
@@ -249,6 +249,16 @@ class VggSoundPlusBuilder(Builder):
     def card_fields(self, manifest: dict) -> dict[str, str]:
         return card_fields(self.config, manifest)
 
+    def card_metadata(self, manifest: dict) -> dict:
+        return card_metadata(self.config, manifest)
+
+    def features(self) -> list[dict]:
+        return media_features({
+            "ytid": "string", "start": "int64", "label": "string", "class_id": "int64", "split": "string",
+            "index_line": "int64", "captioner": "string", "source": "string", "url": "string",
+            "frame_time": "float64", "frame_size": ["int64"], "audio_seconds": "float64",
+        })
+
 
 def _reusable(previous: Mapping[str, dict[str, bytes]], key: str, row: IndexRow) -> dict[str, bytes] | None:
     """The previous build's sample for this key, if it is this row's: a retry reuses it instead of fetching."""
@@ -258,11 +268,3 @@ def _reusable(previous: Mapping[str, dict[str, bytes]], key: str, row: IndexRow)
     meta = json.loads(sample["json"])
     return sample if (meta["ytid"], meta["start"]) == (row.ytid, row.start) else None
 
-
-def hf_features():
-    """The columns for `datasets.load_dataset("webdataset", data_files=..., features=hf_features())`."""
-    return media_features({
-        "ytid": "string", "start": "int64", "label": "string", "class_id": "int64", "split": "string",
-        "index_line": "int64", "captioner": "string", "source": "string", "url": "string",
-        "frame_time": "float64", "frame_size": ["int64"], "audio_seconds": "float64",
-    })

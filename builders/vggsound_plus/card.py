@@ -23,6 +23,17 @@ CAPTIONER_NOTES = {
 TERMS = ("VGGSound's index and class names: Oxford VGG, CC BY 4.0 (the class list via VGGSounder, Apache-2.0). "
          "Frames and audio: cut from YouTube videos, whose rights stay with their uploaders; use them for research "
          "under the terms of your jurisdiction, and honour takedown requests.")
+# The card's YAML keys. VGGSound's page states its CC BY 4.0 licence and that the videos' copyright stays with
+# their owners: the terms of the frames and audio are not one licence the Hub knows.
+METADATA = {
+    "pretty_name": "VGG-sound+ (image, audio, caption)",
+    "license": "other",
+    "license_name": "vggsound-youtube",
+    "license_link": "https://www.robots.ox.ac.uk/~vgg/data/vggsound/",
+    "task_categories": ["zero-shot-classification", "audio-classification", "feature-extraction"],
+    "source_datasets": ["extended|other-vggsound"],
+    "tags": ["polymodal", "multimodal", "contrastive-learning", "image", "audio", "text", "video"],
+}
 
 
 def card_fields(c, manifest: dict) -> dict[str, str]:
@@ -43,6 +54,12 @@ def card_fields(c, manifest: dict) -> dict[str, str]:
         "errors_table": errors_table(manifest["errors"]),
         "terms": TERMS,
     }
+
+
+def card_metadata(c, manifest: dict) -> dict:
+    """Template captions are English; an hf captioner writes in its model's language, which is not known here."""
+    english = parse_spec(c.captioner).kind == "template"
+    return {**METADATA, **({"language": ["en"], "multilinguality": "monolingual"} if english else {})}
 
 
 def errors_table(errors: dict[str, int]) -> str:

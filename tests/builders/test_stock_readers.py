@@ -15,13 +15,12 @@ from polymodal.builders.core.manifest import load_manifest
 from polymodal.builders.schema import IMAGE, LABEL
 from tests.helpers import split_samples
 
-pytestmark = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("open_clip_train", "clip_benchmark", "ftfy")),
-    reason="needs open-clip-torch and clip-benchmark (pip install --no-deps where torchvision is capped)",
-)
+READERS = {"open_clip_train": "open-clip-torch", "clip_benchmark": "clip-benchmark", "ftfy": "ftfy"}
 
 
 def _read(folder: Path, split: str, view: Path) -> dict:
+    missing = [dist for module, dist in READERS.items() if importlib.util.find_spec(module) is None]
+    assert not missing, f"scripts/setup.sh installs the stock readers; missing here: {', '.join(missing)}"
     script = Path(__file__).with_name("stock_readers.py")
     proc = subprocess.run([sys.executable, str(script), str(folder), split, "--view", str(view)],
                           capture_output=True, text=True, timeout=300)

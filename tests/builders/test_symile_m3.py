@@ -23,7 +23,6 @@ from polymodal.builders.symile_m3.builder import (
     M3Config,
     SymileM3Builder,
     draw,
-    hf_features,
 )
 from polymodal.builders.symile_m3.names import digit_words, load_table
 from polymodal.builders.symile_m3.speech import CACHE_ENV
@@ -151,7 +150,7 @@ def test_manifest_card_and_verify(built):
     assert manifest["fields"] == ["cls", "flac", "jpg", "json", "txt"]  # the WebDataset convention
     assert {"espeak-ng", "num2words", "pillow"} <= set(manifest["tools"])
     card = (out / "README.md").read_text()
-    assert card.startswith("---\n") and manifest["dataset_id"] in card and "$" not in card
+    assert card.startswith("---\n") and manifest["dataset_id"] in card and "{{ " not in card
     assert "| train | 3,000 | 6 | 0 |" in card and "M3-5" in card
     assert "espeak-ng text-to-speech instead of Common Voice" in card
 
@@ -182,11 +181,10 @@ def test_missing_modalities_are_placeholders_in_train_and_val_only(tmp_path):
     assert len(decoded) == 1000 and all(isinstance(s["cls"], int) for s in decoded)
 
 
-def test_hf_datasets_reads_the_shards(built, tmp_path):
+def test_hf_datasets_reads_the_folder_by_its_card(built, tmp_path):
     datasets = pytest.importorskip("datasets")
     out, _ = built
-    ds = datasets.load_dataset("webdataset", data_files={"val": str(out / "val" / "*.tar")}, split="val",
-                               features=hf_features(), cache_dir=str(tmp_path / "hf"))
+    ds = datasets.load_dataset(str(out), split="validation", cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 500
     row = ds[0]
     assert row["json"]["target"] in row[TEXT].split("_") and row["cls"] == row["json"]["class_id"]

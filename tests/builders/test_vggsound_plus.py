@@ -21,11 +21,7 @@ from PIL import Image
 from polymodal.builders.core.manifest import load_manifest, verify
 from polymodal.builders.core.runner import build
 from polymodal.builders.schema import AUDIO, IMAGE, TEXT
-from polymodal.builders.vggsound_plus.builder import (
-    VggConfig,
-    VggSoundPlusBuilder,
-    hf_features,
-)
+from polymodal.builders.vggsound_plus.builder import VggConfig, VggSoundPlusBuilder
 from polymodal.builders.vggsound_plus.clips import extract
 from polymodal.builders.vggsound_plus.fetch import FetchOptions, open_source
 from polymodal.builders.vggsound_plus.index import class_index, parse_row
@@ -242,7 +238,7 @@ def test_samples_hold_the_window_centre_frame_16k_audio_and_caption(broken_build
         assert meta["captioner"] == "template" and any(w in caption for w in meta["label"].split(", "))
         assert meta["source"] == "url" and meta["url"].endswith(f"/{meta['ytid']}.mp4")
     card = (out / "README.md").read_text()
-    assert manifest["dataset_id"] in card and "$" not in card
+    assert manifest["dataset_id"] in card and "{{ " not in card
     assert "| test | 6 | 4 | 8 |" in card and "46.7% of the rows" in card
     assert "| `bad-index-row` | 3 |" in card and "| `no-audio` | 1 |" in card
     assert {"ffmpeg", "yt-dlp", "ffmpeg-python"} <= set(manifest["tools"])
@@ -407,12 +403,12 @@ def test_hf_captioner_writes_captions_with_a_local_model(tmp_path, clip_folder):
     assert captioner in (tmp_path / "out" / "README.md").read_text()
 
 
-def test_hf_datasets_reads_the_shards(tmp_path, clip_folder):
+def test_hf_datasets_reads_the_folder_by_its_card(tmp_path, clip_folder):
     datasets = pytest.importorskip("datasets")
     folder, index = clip_folder
-    build(VggSoundPlusBuilder(VggConfig(index=index, source=f"dir:{folder}", frame_size=32)), tmp_path, progress=False)
-    ds = datasets.load_dataset("webdataset", data_files={"test": str(tmp_path / "test" / "*.tar")}, split="test",
-                               features=hf_features(), cache_dir=str(tmp_path / "hf"))
+    build(VggSoundPlusBuilder(VggConfig(index=index, source=f"dir:{folder}", frame_size=32)), tmp_path / "out",
+          progress=False)
+    ds = datasets.load_dataset(str(tmp_path / "out"), split="test", cache_dir=str(tmp_path / "hf"))
     assert len(ds) == 3
     row = ds[0]
     assert row["cls"] == row["json"]["class_id"] and row["json"]["source"] == "dir"

@@ -164,7 +164,7 @@ def test_manifest_card_and_verify(tmp_path):
     assert manifest["fields"] == ["a.npy", "b.npy", "c.npy", "json"] and manifest["builder"] == "xnor"
     card = (folder / "README.md").read_text()
     bounds = realised_bounds(XnorConfig(**SMALL))
-    assert "$" not in card and manifest["dataset_id"] in card and f"**{bounds['all']:.4f}**" in card
+    assert "{{ " not in card and manifest["dataset_id"] in card and f"**{bounds['all']:.4f}**" in card
     assert "polymodal build xnor --out DIR --bits 4 --dim 20" in card
     assert verify(folder) == []
     shard = folder / "val" / "xnor-000000.tar"
