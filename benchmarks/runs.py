@@ -1,6 +1,7 @@
 """A run folder: what was trained, on what, with which weights; and scoring it.
 
-    RUN/run.json           task, model spec and config, training config, dataset path, id and content digest
+    RUN/run.json           task, model spec and config, training config and per-epoch redraw (train_view),
+                           dataset path, id and content digest
     RUN/best.safetensors   the selected weights (never pickled)
     RUN/train_log.jsonl    one line per epoch: losses and samples/s
     RUN/train_steps.jsonl  one line every --log-every steps: lr, loss terms, logit scales, samples/s
@@ -52,6 +53,7 @@ def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, tr
         raise SystemExit(f"task {task.name} needs a {task.builder!r} dataset; {data_dir} holds {manifest['builder']!r}")
     torch.manual_seed(train.seed)  # the initial weights
     model, model_config = _model(task, model_spec, manifest, model_config or {})
+    view = task.train_view(data_dir, manifest)
     record = {
         "task": task.name,
         "task_version": task.version,
@@ -59,6 +61,7 @@ def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, tr
         "model_config": model_config,
         "card": card or {},
         "train": dataclasses.asdict(train),
+        "train_view": view.rule if view else None,  # what the protocol redraws every epoch
         "data": str(Path(data_dir).resolve()),
         "dataset_id": manifest["dataset_id"],
         "content_digest": manifest["content_digest"],
@@ -79,7 +82,7 @@ def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, tr
         if place.main and not run_file.is_file():  # a resumed run keeps its record until it ends again
             _write_record(run_file, record)
         record["summary"] = fit(model, task.load_split(data_dir, "train"), task.load_split(data_dir, "val"), train,
-                                out_dir, resume=resume, progress=progress, place=place, logging=logging)
+                                out_dir, resume=resume, progress=progress, place=place, logging=logging, train_view=view)
         if place.main:
             _write_record(run_file, record)
     return record
@@ -162,7 +165,8 @@ def evaluate_run(run_dir: Path, out: Path | None = None, trust_code: bool = Fals
             "modalities": list(task.inputs(manifest)),
             "license": "MIT" if record["model"] in MODELS else None,
             "training_data": f"{manifest['builder']} dataset {manifest['dataset_id']}, split train",
-            "config": {"model": own["config"], "train": record["train"]},
+            "config": {"model": own["config"], "train": record["train"],
+                       **({"train_view": record["train_view"]} if record.get("train_view") else {})},
             **record["card"],
         }
     ).model_dump()

@@ -37,7 +37,7 @@ from polymodal.baselines.distributed import gather_with_grad
 from polymodal.baselines.logit_scale import TEMPERATURE_MODULES
 from polymodal.benchmarks.lr_schedules import lr_scheduler
 from polymodal.benchmarks.reporting import REPORTERS
-from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.benchmarks.tasks.base import TrainConfig, TrainView
 from polymodal.builders.core.tarshards import write_atomic
 from polymodal.progress import progress_bar
 
@@ -181,8 +181,11 @@ def step_scalars(model, loss: float, lr: float) -> dict[str, float]:
 
 def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
         run_dir: Path, resume: bool = False, progress: bool = True, place: Placement | None = None,
-        logging: Logging = Logging()) -> dict:
+        logging: Logging = Logging(), train_view: TrainView | None = None) -> dict:
     """Train `model`, checkpointing into `run_dir` after every epoch; leave it holding the best weights.
+
+    With `train_view` (the task's `Task.train_view`), each epoch trains on `train` updated with
+    ``train_view(epoch, config.seed)``.
 
     A model with `stages()` (baselines/stages.py) trains in each in turn, `config.epochs` apiece, from the
     best weights of the one before: the first checkpoints into `run_dir`, each later one into
@@ -194,12 +197,12 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
     place = place or Placement.detect()
     stages = model.stages() if hasattr(model, "stages") else ()
     if not stages:
-        return _fit_stage(model, train, val, config, run_dir, resume, progress, place, logging)
+        return _fit_stage(model, train, val, config, run_dir, resume, progress, place, logging, train_view)
     summaries = {}
     for k, stage in enumerate(stages):
         model.set_stage(stage)
         folder = run_dir / f"stage-{stage}" if k else run_dir
-        summaries[stage] = _fit_stage(model, train, val, config, folder, resume, progress, place, logging)
+        summaries[stage] = _fit_stage(model, train, val, config, folder, resume, progress, place, logging, train_view)
     model.set_stage(None)
     if place.main:
         write_atomic(run_dir / BEST, (folder / BEST).read_bytes())
@@ -210,7 +213,8 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
 
 
 def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
-               run_dir: Path, resume: bool, progress: bool, place: Placement, logging: Logging) -> dict:
+               run_dir: Path, resume: bool, progress: bool, place: Placement, logging: Logging,
+               train_view: TrainView | None) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.batch_size % place.world:
@@ -242,7 +246,8 @@ def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tenso
         window = (began, 0)  # when the current logging window began, and the rows seen before it
         total = torch.zeros((), dtype=torch.float64, device=place.device)  # summed on the device: no sync per step
         trained.train()
-        for batch in batches(train, torch.randperm(n, generator=generator), config.batch_size, place):
+        epoch_train = {**train, **train_view(epoch, config.seed)} if train_view else train
+        for batch in batches(epoch_train, torch.randperm(n, generator=generator), config.batch_size, place):
             lr = optimizer.param_groups[0]["lr"]
             loss = batch_loss(trained, batch, generator, autocast)
             optimizer.zero_grad(set_to_none=True)

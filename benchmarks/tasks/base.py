@@ -8,7 +8,7 @@ silently compared with new ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from polymodal.leaderboard.declarations import Metric, Reference
 
@@ -45,6 +45,20 @@ class Evaluation:
     metrics: dict[str, dict]
     references: dict[str, float]
     scoring: dict[str, str] = field(default_factory=dict)
+
+
+class TrainView(Protocol):
+    """A training split that a task's protocol redraws every epoch (VGG-sound+'s template captions).
+
+    ``view(epoch, seed)`` gives the tensors that replace the split's own for that epoch. It depends on the
+    epoch and the run's seed alone, never on the rank or on what ran before, so every DDP rank trains on the
+    same rows and a resumed run on those of an uninterrupted one.
+    """
+
+    #: What is redrawn and how, in a line that run records and results state.
+    rule: str
+
+    def __call__(self, epoch: int, seed: int) -> dict[str, "torch.Tensor"]: ...
 
 
 class Task:
@@ -88,6 +102,10 @@ class Task:
 
     def load_split(self, data_dir, split: str) -> dict[str, "torch.Tensor"]:
         raise NotImplementedError
+
+    def train_view(self, data_dir, manifest: dict) -> TrainView | None:
+        """The training split's per-epoch redraw where this task's protocol has one; None: the same rows every epoch."""
+        return None
 
     def tiny_manifest(self) -> dict:
         """The manifest fields `inputs` reads, for models built without a dataset (tests/benchmarks/test_compatibility)."""

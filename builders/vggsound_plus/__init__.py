@@ -4,6 +4,7 @@ What the harness may use is exported here; the modules inside are the builder's 
 """
 
 from .builder import VggConfig, VggSoundPlusBuilder
-from .index import class_index
+from .captioners import TEMPLATES, fills_templates
+from .index import class_index, synonyms
 
-__all__ = ["VggConfig", "VggSoundPlusBuilder", "class_index"]
+__all__ = ["VggConfig", "VggSoundPlusBuilder", "TEMPLATES", "class_index", "fills_templates", "synonyms"]

@@ -21,7 +21,10 @@ from polymodal.builders.core.media import SourceError
 from polymodal.builders.vggsound_plus.index import synonyms
 from polymodal.registry import Registry
 
-# Label templates in the style of Synergy-CLIP's: CLIP's prompt patterns, said of a video and its sound.
+# Label templates after CLIP's prompt patterns, said of a video and its sound, in the manner of Synergy-CLIP's 72.
+# They are polymodal's own wording: JoSangYeon/Synergy-CLIP (dataset.py, commit 6d4642b) carries no license, so
+# its list is not copied; docs/reproductions/synergy-clip.md says how the two lists differ. The harness redraws
+# one per clip every training epoch (benchmarks/tasks/vggsound_plus/captions.py).
 MEDIA = ("video", "clip", "recording", "photo and sound", "photo and audio", "image and sound", "image and audio",
          "picture and sound")
 FORMS = ("<a m> of {}.", "<a m> about {}.", "<a m> showing {}.", "this is <a m> of {}.", "a good <m> of {}.",
@@ -143,3 +146,9 @@ CAPTIONERS: Registry[type] = Registry("captioner", {"template": TemplateCaptione
 def open_captioner(spec: str, seed: int, batch: int) -> Captioner:
     captioner, arg = CAPTIONERS.spec(spec)
     return captioner(arg, seed, batch)
+
+
+def fills_templates(spec: str) -> bool:
+    """Whether captioner `spec` writes label templates (which a trainer may redraw from the label), not a model's
+    description of the frame."""
+    return CAPTIONERS.spec(spec)[0] is TemplateCaptioner

@@ -1,12 +1,17 @@
 """VGG-sound+ (Synergy-CLIP, arXiv 2504.21375): frame, audio and caption of VGGSound clips.
 
-Protocol 1.1 (1.0 scored zero-shot with prompts worded like the training captions; those are label/ now)
+Protocol 1.2 (1.1 trained on the built captions, fixed per clip; 1.0 scored zero-shot with prompts worded like
+the training captions, which are label/ now)
     Features: polymodal.benchmarks.tasks.vggsound_plus.featurizer (the av-embedded layout: 32x32 RGB frame,
     64x100 log-mel over the 10 s, 64 caption bytes), cached per split.
     Splits: the builder makes VGGSound's train and test. Validation is the
     VAL_FRACTION of the train clips (at least MIN_VAL, at most half) with the smallest clip_hash
     (sha256 of "<ytid>_<start>"), so the same clips whatever the shard layout;
     training uses the rest and keeps the epoch with the lowest validation loss.
+    Captions: on a template-captioned build, training redraws each clip's caption every epoch
+    (captions.TemplateRedraw: a template and a label synonym, seeded by the run's seed and the epoch), as
+    Synergy-CLIP's prompt-mode loader does; validation and test keep the built ones. A model's captions
+    (hf:MODEL) are the built ones throughout.
     Everything below is scored on the whole test split.
 
 Metrics (CLIP_benchmark's names where it has them; "to" separates queries from target):
@@ -59,8 +64,9 @@ from polymodal.benchmarks.protocols.missing import FILLS, absent_scoring, own_fi
 from polymodal.benchmarks.protocols.retrieval import recall_at, target_ranks
 from polymodal.benchmarks.protocols.summary import hit_metric, mean_metric
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
+from polymodal.benchmarks.tasks.vggsound_plus.captions import TemplateRedraw
 from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER, AudioVisualFeaturizer
-from polymodal.builders.vggsound_plus import class_index
+from polymodal.builders.vggsound_plus import class_index, fills_templates
 from polymodal.leaderboard.declarations import Metric, Reference
 
 MODALITIES = ("image", "audio", "text")
@@ -134,7 +140,7 @@ def with_fills(model, emb: dict[str, Tensor], dropped: str, kept: str, means: di
 
 class VggSoundPlusTask(Task):
     name = "vggsound-plus"
-    version = "1.1"
+    version = "1.2"
     builder = "vggsound-plus"
     primary_metric = "zeroshot/image_audio/acc1"
     metrics = (
@@ -180,6 +186,11 @@ class VggSoundPlusTask(Task):
     def load_split(self, data_dir, split: str) -> dict[str, Tensor]:
         arrays = self.split_arrays(data_dir, split)
         return {m: torch.from_numpy(arrays[m]) for m in MODALITIES}
+
+    def train_view(self, data_dir, manifest: dict) -> TemplateRedraw | None:
+        if not fills_templates(manifest["config"]["captioner"]):
+            return None  # a model's caption describes its clip's frame: there is nothing to redraw it from
+        return TemplateRedraw(self.split_arrays(data_dir, "train")["cls"], AudioVisualFeaturizer().text)
 
     def tiny_manifest(self) -> dict:
         return {}

@@ -1,0 +1,152 @@
+"""VGG-sound+ template captions redrawn every training epoch (issue 14, item 6), as Synergy-CLIP's prompt-mode
+loader draws a template and a label synonym on every load: only from the label's synonyms and the templates, the
+same for a seed and epoch, on every rank and on resume; validation, test and a model's captions stay as built."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from polymodal.baselines.models import MODELS
+from polymodal.benchmarks import training
+from polymodal.benchmarks.feature_cache import CACHE_ENV
+from polymodal.benchmarks.runs import RUN_FILE, evaluate_run, train_run
+from polymodal.benchmarks.tasks import load_task
+from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.benchmarks.tasks.vggsound_plus.featurizer import AudioVisualFeaturizer
+from polymodal.builders.core.manifest import load_manifest
+from polymodal.builders.core.runner import build
+from polymodal.builders.vggsound_plus import TEMPLATES, VggConfig, VggSoundPlusBuilder, class_index
+from tests.benchmarks.test_vggsound_plus_task import CLASSES, clips  # noqa: F401  (clips: the fixture)
+from tests.helpers import ROOT
+
+FAST = TrainConfig(epochs=3, batch_size=4, lr=1e-3, seed=5)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+@pytest.fixture(scope="module")
+def data(clips, tmp_path_factory):  # noqa: F811
+    """The fixture clips built with template captions, their features cached in the module's own folder."""
+    out = tmp_path_factory.mktemp("vgg") / "data"
+    build(VggSoundPlusBuilder(VggConfig(index=str(clips / "index.csv"), source=f"dir:{clips}", frame_size=32,
+                                        classes=tuple(CLASSES))), out, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(out.parent / "features"))  # the module's tests and commands share one cache
+        yield out
+
+
+def allowed_captions(cls: int) -> set[bytes]:
+    """Every caption a clip of class `cls` may get, encoded: each template with each comma-separated synonym."""
+    (label,) = [name for name, index in class_index().items() if index == cls]
+    encode = AudioVisualFeaturizer().text
+    return {encode(t.format(word.strip())).tobytes() for t in TEMPLATES for word in label.split(",")}
+
+
+def test_training_captions_are_redrawn_each_epoch_from_the_label_s_synonyms_and_the_templates(data):
+    task = load_task("vggsound-plus")
+    view = task.train_view(data, load_manifest(data))
+    classes = task.split_arrays(data, "train")["cls"]
+    epochs = [view(epoch, 0)["text"] for epoch in range(8)]
+    assert all(e.shape == (len(classes), 64) and e.dtype == torch.int64 for e in epochs)
+    for text in epochs:
+        for row, cls in zip(text.numpy(), classes.tolist()):
+            assert row.tobytes() in allowed_captions(cls)
+    assert (epochs[0] != epochs[1]).any(1).sum() >= len(classes) // 2  # 80 templates: most clips change
+    assert torch.equal(view(1, 0)["text"], epochs[1]) and not torch.equal(view(1, 1)["text"], epochs[1])
+    # Both synonyms of "bird chirping, tweeting" come up, and so do many templates.
+    decoded = {bytes((row[row > 0] - 1).tolist()).decode() for e in epochs for row in e.numpy()}
+    assert any("bird chirping" in c for c in decoded) and any("tweeting" in c for c in decoded)
+    assert len(decoded) > len(classes) * 4
+
+
+def test_the_trainer_trains_on_each_epoch_s_draw_and_validates_on_the_built_captions(data, tmp_path, monkeypatch):
+    """The rows each epoch trains on are the view's of that epoch, in the trainer's order; validation reads the
+    captions as built and featurized (deterministic scoring)."""
+    task = load_task("vggsound-plus")
+    manifest = load_manifest(data)
+    view = task.train_view(data, manifest)
+    trained, validated = [], []
+    batches, mean_loss = training.batches, training.mean_loss
+    monkeypatch.setattr(training, "batches", lambda rows, *a: trained.append(rows["text"]) or batches(rows, *a))
+    monkeypatch.setattr(training, "mean_loss", lambda m, rows, *a: validated.append(rows["text"]) or mean_loss(m, rows, *a))
+    model = _clip(task, manifest)
+    training.fit(model, task.load_split(data, "train"), task.load_split(data, "val"), FAST, tmp_path,
+                 progress=False, train_view=view)
+    assert len(trained) == FAST.epochs and not torch.equal(trained[0], trained[1])
+    for epoch, text in enumerate(trained):
+        assert torch.equal(text, view(epoch, FAST.seed)["text"])
+    built = task.split_arrays(data, "val")["text"]
+    assert all(np.array_equal(text.numpy(), built) for text in validated)
+    # The built captions are those of the shards, encoded as the featurizer encodes them.
+    shards = _built_captions(data)
+    encode = AudioVisualFeaturizer().text
+    assert sorted(encode(c).tobytes() for c in shards) == sorted(
+        row.tobytes() for split in ("train", "val") for row in task.split_arrays(data, split)["text"])
+
+
+def test_model_captions_are_not_redrawn(data):
+    task = load_task("vggsound-plus")
+    manifest = load_manifest(data)
+    captioned = {**manifest, "config": {**manifest["config"], "captioner": "hf:Salesforce/blip-image-captioning-base"}}
+    assert task.train_view(data, captioned) is None
+    assert all(load_task(name).train_view(data, manifest) is None for name in ("xor", "symile-m3", "xnor"))
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one_and_the_records_state_the_redraw(data, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    train_run("vggsound-plus", "clip", data, tmp_path / "whole", FAST, progress=False)
+    calls = {"n": 0}
+    real = training.mean_loss
+
+    def dies_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "mean_loss", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_run("vggsound-plus", "clip", data, tmp_path / "cut", FAST, progress=False)
+    monkeypatch.setattr(training, "mean_loss", real)
+    train_run("vggsound-plus", "clip", data, tmp_path / "cut", FAST, progress=False, resume=True)
+    whole, cut = load_file(tmp_path / "whole" / training.BEST), load_file(tmp_path / "cut" / training.BEST)
+    assert whole.keys() == cut.keys() and all(torch.equal(whole[k], cut[k]) for k in whole)
+    losses = lambda run: [(e["train_loss"], e["val_loss"]) for e in map(json.loads, (run / training.LOG).read_text().splitlines())]
+    assert len(losses(tmp_path / "cut")) == FAST.epochs and losses(tmp_path / "cut") == losses(tmp_path / "whole")
+    rule = json.loads((tmp_path / "whole" / RUN_FILE).read_text())["train_view"]
+    assert rule.startswith("text: every training epoch") and "validation and test keep the built captions" in rule
+    assert evaluate_run(tmp_path / "whole")["model"]["config"]["train_view"] == rule
+
+
+def test_two_ranks_train_on_the_same_captions_as_one_process(data, tmp_path):
+    """Under torchrun each rank trains on its part of every global batch: put together, the parts hold the
+    captions one process trains on, which are each epoch's draw."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    worker = str(ROOT / "tests" / "benchmarks" / "vgg_caption_worker.py")
+    for name, launcher in {"one": [sys.executable], "two": TORCHRUN}.items():
+        subprocess.run([*launcher, worker, str(data), str(tmp_path / name), str(tmp_path / f"{name}.safetensors")],
+                       check=True, cwd=ROOT, env=env, capture_output=True, timeout=300)
+    one, two = (load_file(tmp_path / f"{name}.safetensors")["text"] for name in ("one", "two"))
+    assert one.shape == two.shape == (2 * 7, 2, 64) and torch.equal(one, two)
+    view = load_task("vggsound-plus").train_view(data, load_manifest(data))
+    rows = lambda text: sorted(row.numpy().tobytes() for row in text.reshape(-1, 64))
+    for epoch, steps in enumerate(one.split(7)):  # the epoch's clips in the trainer's order: its draw, reordered
+        assert rows(steps) == rows(view(epoch, 3)["text"])
+    assert rows(one[:7]) != rows(one[7:])
+
+
+def _clip(task, manifest):
+    torch.manual_seed(0)
+    return MODELS["clip"](task.inputs(manifest), **task.model_config("clip"))
+
+
+def _built_captions(data) -> list[str]:
+    import webdataset as wds
+
+    urls = [str(data / s["path"]) for s in load_manifest(data)["shards"] if s["split"] == "train"]
+    return [sample["txt"].decode() for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False)]
