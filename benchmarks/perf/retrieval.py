@@ -53,7 +53,7 @@ def available_bytes() -> int:
 
 
 def chunked(queries: torch.Tensor, candidates: torch.Tensor, chunk: int) -> None:
-    topk(lambda rows: queries[rows] @ candidates.T, len(queries), K, chunk)
+    topk(lambda rows, cols: queries[rows] @ candidates[cols].T, len(queries), len(candidates), K, chunk)
 
 
 def anchor(queries: torch.Tensor, candidates: torch.Tensor, chunk: int) -> None:

@@ -130,7 +130,8 @@ class XnorTask(Task):
         n = len(candidates)
 
         def hits_of(queries: dict[str, torch.Tensor]) -> np.ndarray:
-            _, best = topk(lambda rows: model.score({m: q[rows] for m, q in queries.items()}, TARGET, candidates), n, 1)
+            _, best = topk(lambda rows, cols: model.score({m: q[rows] for m, q in queries.items()}, TARGET, candidates[cols]),
+                           n, n, 1)
             return best[:, 0].numpy() == np.arange(n)
 
         hits = hits_of(queries)

@@ -1,17 +1,18 @@
-"""Chunked top-k and target ranks against the full score matrix, ties included; gap metrics in results."""
+"""Top-k and target ranks, chunked over queries and candidates, against the full score matrix, ties included;
+gap metrics in results. Two ranks against one: test_distributed_eval.py."""
 
 import pytest
 import torch
 
 from polymodal.benchmarks.protocols.gap import gap_evaluation
-from polymodal.benchmarks.protocols.retrieval import chunks, recall_at, stable_topk, target_ranks, topk
+from polymodal.benchmarks.protocols.retrieval import chunks, merge, recall_at, shard, stable_topk, target_ranks, topk
 
 
 def scorer(queries, candidates, calls=None):
-    def scores(rows):
+    def scores(rows, cols):
         if calls is not None:
-            calls.append(rows.stop - rows.start)
-        return queries[rows] @ candidates.T
+            calls.append((rows.stop - rows.start, cols.stop - cols.start))
+        return queries[rows] @ candidates[cols].T
 
     return scores
 
@@ -39,40 +40,64 @@ def embeddings(request):
     return q, c
 
 
-@pytest.mark.parametrize("chunk", [1, 5, 37, 1000])
+@pytest.mark.parametrize("chunk,candidate_chunk", [(1, 1), (5, 7), (37, 10), (1000, 1000)])
 @pytest.mark.parametrize("k", [1, 3, 10, 53, 60])
-def test_chunked_topk_equals_the_full_matrix(embeddings, chunk, k):
+def test_chunked_topk_equals_the_full_matrix(embeddings, chunk, candidate_chunk, k):
     q, c = embeddings
     calls = []
-    values, indices = topk(scorer(q, c, calls), len(q), k, chunk=chunk)
+    values, indices = topk(scorer(q, c, calls), len(q), len(c), k, chunk=chunk, candidate_chunk=candidate_chunk)
     want_values, want_indices = brute_topk(q @ c.T, k)
     assert torch.equal(indices, want_indices) and torch.equal(values, want_values)
-    assert max(calls) <= chunk and sum(calls) == len(q)  # never more than a chunk of rows at once
+    # Never more than a block at once, and every score computed exactly once.
+    assert max(r for r, _ in calls) <= chunk and max(n for _, n in calls) <= candidate_chunk
+    assert sum(r * n for r, n in calls) == len(q) * len(c)
 
 
-@pytest.mark.parametrize("chunk", [1, 8, 1000])
-def test_target_ranks_equal_the_full_matrix_and_agree_with_topk(embeddings, chunk):
+@pytest.mark.parametrize("chunk,candidate_chunk", [(1, 1), (8, 10), (1000, 1000)])
+def test_target_ranks_equal_the_full_matrix_and_agree_with_topk(embeddings, chunk, candidate_chunk):
     q, c = embeddings
     targets = torch.randint(len(c), (len(q),), generator=torch.Generator().manual_seed(1))
-    ranks = target_ranks(scorer(q, c), targets, chunk=chunk)
+    calls = []
+    ranks = target_ranks(scorer(q, c, calls), targets, len(c), chunk=chunk, candidate_chunk=candidate_chunk)
     assert torch.equal(ranks, brute_ranks(q @ c.T, targets))
-    _, top = topk(scorer(q, c), len(q), 5, chunk=chunk)
+    assert max(r for r, _ in calls) <= chunk and max(n for _, n in calls) <= candidate_chunk
+    _, top = topk(scorer(q, c), len(q), len(c), 5, chunk=chunk, candidate_chunk=candidate_chunk)
     assert torch.equal((top == targets[:, None]).any(1), ranks < 5)  # in the top 5 exactly when ranked < 5
     assert torch.equal(recall_at(ranks, (5,))[5], (ranks < 5).double())
 
 
 def test_equal_scores_rank_the_lower_index_first():
     flat = torch.zeros(4, 6)
-    assert target_ranks(lambda rows: flat[rows], torch.tensor([0, 1, 5, 2])).tolist() == [0, 1, 5, 2]
+    ranks = target_ranks(lambda rows, cols: flat[rows, cols], torch.tensor([0, 1, 5, 2]), 6, candidate_chunk=4)
+    assert ranks.tolist() == [0, 1, 5, 2]
     assert stable_topk(flat, 3)[1].tolist() == [[0, 1, 2]] * 4
+    assert topk(lambda rows, cols: flat[rows, cols], 4, 6, 3, candidate_chunk=2)[1].tolist() == [[0, 1, 2]] * 4
+
+
+def test_merge_keeps_the_best_and_breaks_ties_by_index():
+    values, indices = merge(torch.tensor([[1.0, 3.0, 3.0, 2.0]]), torch.tensor([[0, 9, 4, 7]]), 3)
+    assert indices.tolist() == [[4, 9, 7]] and values.tolist() == [[3.0, 3.0, 2.0]]
+
+
+@pytest.mark.parametrize("n,world", [(53, 2), (53, 3), (1, 2), (0, 2), (8, 8)])
+def test_shards_cover_the_candidates_once_in_order(n, world):
+    shares = [shard(n, rank, world) for rank in range(world)]
+    assert [i for s in shares for i in range(s.start, s.stop)] == list(range(n))
+    sizes = [s.stop - s.start for s in shares]
+    assert max(sizes) - min(sizes) <= 1
 
 
 def test_edge_cases():
     assert list(chunks(0)) == [] and [s.stop for s in chunks(5, 2)] == [2, 4, 5]
+    assert [(s.start, s.stop) for s in chunks(3, 2, start=10)] == [(10, 12), (12, 13)]
     with pytest.raises(ValueError):
         list(chunks(5, 0))
-    values, indices = topk(lambda rows: torch.zeros(0, 3), 0, 2)
+    values, indices = topk(lambda rows, cols: torch.zeros(0, 3), 0, 3, 2)
     assert values.numel() == 0 and indices.dtype == torch.long
+    values, indices = topk(lambda rows, cols: torch.zeros(2, cols.stop - cols.start), 2, 0, 2)  # no candidates
+    assert values.shape == (2, 0) and indices.shape == (2, 0)
+    with pytest.raises(ValueError, match="targets must index the 3 candidates"):
+        target_ranks(lambda rows, cols: torch.zeros(1, 3)[:, cols], torch.tensor([3]), 3)
 
 
 def test_gap_evaluation_averages_draws_with_a_standard_error():

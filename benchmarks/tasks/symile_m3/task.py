@@ -89,7 +89,8 @@ QUERIES = ("audio", "text")  # the protocol retrieves the image
 @torch.no_grad()
 def retrieve(model, queries: dict[str, torch.Tensor], candidates: torch.Tensor) -> np.ndarray:
     """For each (audio, text) row, the index of the best-scoring image among all rows' images."""
-    _, best = topk(lambda rows: model.score({m: q[rows] for m, q in queries.items()}, "image", candidates), len(candidates), 1)
+    _, best = topk(lambda rows, cols: model.score({m: q[rows] for m, q in queries.items()}, "image", candidates[cols]),
+                   len(candidates), len(candidates), 1)
     return best[:, 0].numpy()
 
 

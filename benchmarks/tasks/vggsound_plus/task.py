@@ -112,7 +112,8 @@ def recall_metrics(prefix: str, ranks: Tensor) -> dict[str, dict]:
 
 def model_ranks(model, queries: dict[str, Tensor], target: str, candidates: Tensor, truth: Tensor) -> Tensor:
     """The rank of each query's true candidate under model.score, a chunk of queries at a time."""
-    return target_ranks(lambda rows: model.score({m: q[rows] for m, q in queries.items()}, target, candidates), truth)
+    return target_ranks(lambda rows, cols: model.score({m: q[rows] for m, q in queries.items()}, target, candidates[cols]),
+                        truth, len(candidates))
 
 
 def zeroshot_metrics(prefix: str, model, queries: dict[str, Tensor], prompts: Tensor, labels: Tensor) -> dict[str, dict]:
@@ -285,6 +286,6 @@ def reconstruction_metrics(model, emb: dict[str, Tensor]) -> dict[str, dict]:
             continue
         metrics[f"reconstruction/{target}/norm_ratio"] = mean_metric(filled.norm(dim=-1) / emb[target].norm(dim=-1))
         filled, real = F.normalize(filled.float(), dim=-1), F.normalize(emb[target].float(), dim=-1)
-        metrics |= recall_metrics(f"reconstruction/{target}", target_ranks(lambda rows: filled[rows] @ real.T, every))
+        metrics |= recall_metrics(f"reconstruction/{target}", target_ranks(lambda rows, cols: filled[rows] @ real[cols].T, every, len(real)))
         metrics[f"reconstruction/{target}/cosine"] = mean_metric((filled * real).sum(-1))
     return metrics
