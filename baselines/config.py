@@ -7,6 +7,7 @@ The model is still built as ``Model(inputs, **config)``; it turns the keywords i
 import dataclasses
 import inspect
 
+from .encoders import with_declared_augment
 from .logit_scale import CLIP_LOGIT_SCALE_INIT
 
 
@@ -20,8 +21,9 @@ class ModelConfig:
     logit_scale_init: float = CLIP_LOGIT_SCALE_INIT  # log of the initial logit scale
 
     def __post_init__(self) -> None:
-        # None (older configs) means no options; a copy, so the caller's dict cannot change the card later.
-        object.__setattr__(self, "encoder_options", dict(self.encoder_options or {}))
+        # None (older configs) means no options; a copy, so the caller's dict cannot change the card later,
+        # naming the family's augmentation default.
+        object.__setattr__(self, "encoder_options", with_declared_augment(self.encoders, self.encoder_options))
 
 
 def settings(cls: type) -> set[str]:

@@ -1,5 +1,6 @@
 """Encoders of the reference models, and the registry of encoder families."""
 
+import inspect
 from collections.abc import Callable
 
 import torch.nn.functional as F
@@ -56,6 +57,16 @@ def mlp_encoders(inputs: dict[str, int], d_model: int, width: int = 256, depth: 
 #: Encoder families by name; each builds as ``family(inputs, d_model, **encoder_options)``.
 ENCODERS: Registry[Callable[..., nn.ModuleDict]] = Registry("encoders", {"linear_l2": linear_l2_encoders, "mlp": mlp_encoders, **M3_ENCODERS, **AV_ENCODERS,
                                                  "hf-synergy": hf_synergy_encoders})
+
+
+def with_declared_augment(family: str, options: dict | None) -> dict:
+    """A copy of ``options`` with the family's default ``augment`` filled in where it declares one:
+    augmentation changes what training saw, so a model's card names it even at its default."""
+    options = dict(options or {})
+    declared = inspect.signature(ENCODERS[family]).parameters.get("augment")
+    if declared is not None:
+        options.setdefault("augment", declared.default)
+    return options
 
 
 def build_encoders(family: str, inputs: dict[str, int], d_model: int, options: dict | None = None,

@@ -20,6 +20,11 @@ ids with pad 1), which a featurizer must write.
 Outputs are pooler outputs of the backbone's hidden width, given as ``out_features``, not
 ``d_model``: the model maps them to its embedding space (Synergy-CLIP with its bias-free
 projection), so this family suits only models that read ``out_features``.
+
+The backbones are fine-tuned end to end, so by default (``augment``) the image and audio
+backbones augment their rows in training mode as the official code does (baselines.augment),
+undoing the scaling of the rows they read: the AUDIO_VISUAL featurizer's at size tiny, the
+checkpoints' processors' (CLIP-normalised pixels, AST's normalised fbank) at base and large.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
+from ..augment import AUDIO_VISUAL_ROWS, NOISE, ImageAugment, RowScale, SpectrogramAugment
 from ..layouts import AUDIO_VISUAL, AudioVisualLayout
 
 if TYPE_CHECKING:
@@ -39,16 +45,21 @@ _TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_atte
 
 
 class _Backbone(nn.Module):
-    """A transformers model read through its pooler output; ``out_features`` is its width."""
+    """A transformers model read through its pooler output; ``out_features`` is its width. Its
+    ``augment`` module, if any, changes the rows first, in training mode only."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
         self.out_features = model.config.hidden_size
+        self.augment: nn.Module | None = None
 
     @property
     def config(self) -> PretrainedConfig:
         return self.model.config
+
+    def augmented(self, x: Tensor) -> Tensor:
+        return self.augment(x) if self.training and self.augment is not None else x
 
 
 class ImageBackbone(_Backbone):
@@ -60,6 +71,7 @@ class ImageBackbone(_Backbone):
 
     def forward(self, x: Tensor) -> Tensor:
         side = self.config.image_size
+        x = self.augmented(x)
         return self.model(pixel_values=x.reshape(len(x), self.config.num_channels, side, side)).pooler_output
 
 
@@ -71,7 +83,7 @@ class AudioBackbone(_Backbone):
         return self.config.num_mel_bins * self.config.max_length
 
     def forward(self, x: Tensor) -> Tensor:
-        spectrogram = x.reshape(len(x), self.config.num_mel_bins, self.config.max_length)
+        spectrogram = self.augmented(x).reshape(len(x), self.config.num_mel_bins, self.config.max_length)
         return self.model(input_values=spectrogram.transpose(1, 2)).pooler_output
 
 
@@ -142,13 +154,44 @@ def _load(size: str, modality: str) -> nn.Module:
     return model.from_pretrained(CHECKPOINTS[size][modality])
 
 
+def _checkpoint_rows() -> RowScale:
+    """The rows the checkpoints read, as their processors write them: CLIP-normalised pixels (the
+    official transform's Normalize) and AST's ln fbank, normalised as (ln P - mean) / (2·std). AST's
+    pre-emphasis colours the official white noise, so its power is measured per mel bin, on 8 clips
+    of it at a fixed seed, through AST's own feature extractor."""
+    import numpy as np
+    from transformers import ASTFeatureExtractor
+    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    extractor = ASTFeatureExtractor(do_normalize=False)
+    rate = extractor.sampling_rate
+    # 11 s fill all max_length frames (10.24 s), so none is padding.
+    noise = NOISE * np.random.default_rng(0).standard_normal((8, 11 * rate))
+    fbank = extractor(list(noise), sampling_rate=rate, return_tensors="np").input_values  # (8, frames, mels)
+    # The fbank floors power at float32's eps; bins that hold no filter stay there, and gain no noise.
+    floor = np.finfo(np.float32).eps
+    power = np.maximum(np.exp(fbank).mean((0, 1)) - floor, np.finfo(np.float32).tiny)
+    return RowScale(tuple(OPENAI_CLIP_MEAN), tuple(OPENAI_CLIP_STD), 2 * extractor.std, extractor.mean,
+                    tuple(np.log(power).tolist()))
+
+
+def _augment(modality: str, config: PretrainedConfig, scale: RowScale) -> nn.Module | None:
+    if modality == "image":
+        return ImageAugment(config.num_channels, config.image_size, scale)
+    if modality == "audio":
+        return SpectrogramAugment(config.num_mel_bins, config.max_length, scale)
+    return None  # text: Synergy-CLIP varies captions (their templates), not tokens
+
+
 SIZES = ("tiny", *CHECKPOINTS)
 #: The width of the paper's projections at each size; the tiny backbones project to the model's d_model.
 PROJECTION_WIDTHS = {"base": 768, "large": 1024}
 
 
-def hf_synergy_encoders(inputs: dict[str, int], d_model: int, size: str = "tiny") -> nn.ModuleDict:
-    """Image, audio and text backbones of ``size``, in the order of ``inputs``.
+def hf_synergy_encoders(inputs: dict[str, int], d_model: int, size: str = "tiny",
+                        augment: bool = True) -> nn.ModuleDict:
+    """Image, audio and text backbones of ``size``, in the order of ``inputs``, the image and audio
+    ones augmenting their rows in training if ``augment``.
 
     ``d_model`` is unused: outputs keep the backbone's width (``out_features``), for the
     model's own projection.
@@ -158,8 +201,10 @@ def hf_synergy_encoders(inputs: dict[str, int], d_model: int, size: str = "tiny"
     if set(inputs) != set(BACKBONES):
         raise ValueError(f"hf-synergy encoders read modalities {sorted(BACKBONES)}, got {sorted(inputs)}")
     encoders = nn.ModuleDict({m: BACKBONES[m].reader(_load(size, m)) for m in inputs})
-    for encoder in encoders.values():
+    scale = (AUDIO_VISUAL_ROWS if size == "tiny" else _checkpoint_rows()) if augment else None
+    for m, encoder in encoders.items():
         encoder.projection_width = PROJECTION_WIDTHS.get(size)
+        encoder.augment = _augment(m, encoder.config, scale) if augment else None
     widths = {m: encoders[m].in_features for m in inputs}
     # Text may be shorter than the positions allow; images and spectrograms must match exactly.
     if any(inputs[m] != widths[m] for m in ("image", "audio")) or inputs["text"] > widths["text"]:

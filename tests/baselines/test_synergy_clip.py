@@ -189,7 +189,7 @@ def test_tiny_hf_synergy_embeds_audio_visual_rows(tiny):
         torch.testing.assert_close(e[m].norm(dim=1), torch.ones(3))
         assert tiny.projections[m].bias is None and tiny.projections[m].in_features == 32
     card = tiny.card()
-    assert card["config"]["encoder_options"] == {"size": "tiny"}
+    assert card["config"]["encoder_options"] == {"size": "tiny", "augment": True}  # the default, named
     with torch.no_grad():
         rebuilt = SynergyClip(AUDIO_VISUAL.inputs(), **card["config"])
         rebuilt.load_state_dict(tiny.state_dict())
