@@ -15,7 +15,7 @@ The model is Symile (O(N) negatives) over flat features of the Symile-M3 paper
 encoders' widths (CLIP ViT-L/14 1024, Whisper-large-v3 1280, XLM-R-large 1024,
 plus the missing flag), with the reference encoders onto `--d-model` dims.
 
-    python benchmarks/perf/harness_overhead.py [--batch-size 256] [--d-model 256] [--steps 10]
+    python benchmarks/perf/harness_overhead.py [--batch-size 256] [--d-model 256] [--steps 50]
 
 The default run takes well under a minute on two cores.
 """
@@ -83,8 +83,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=256, help="rows per step (default %(default)s)")
     parser.add_argument("--d-model", type=int, default=256, help="embedding width (default %(default)s)")
-    parser.add_argument("--steps", type=int, default=10, help="steps per measured block (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating blocks of each loop (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=50, help="steps per measured block (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating blocks of each loop (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured steps of each loop (default %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default %(default)s)")
     args = parser.parse_args(argv)
