@@ -13,6 +13,7 @@ def add_commands(subparsers) -> None:
     from polymodal.builders import BUILDERS
     from polymodal.builders.core.engines import ENGINES
     from polymodal.builders.core.manifest import MANIFEST
+    from polymodal.builders.core.storage import dataset_type, location_type
 
     build = subparsers.add_parser(
         "build",
@@ -26,7 +27,13 @@ def add_commands(subparsers) -> None:
         p = datasets.add_parser(
             name, help=doc.strip().splitlines()[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
         )
-        p.add_argument("--out", required=True, type=out_folder, help="output folder")
+        p.add_argument(
+            "--out", required=True, type=location_type(out_folder), metavar="OUT",
+            help="output folder, or an fsspec URL (s3://bucket/prefix, gs://…) with the backend installed (pip "
+            "install 'polymodal[s3]') and its credentials in the environment (FSSPEC_S3_ENDPOINT_URL for an S3 "
+            "API other than AWS's). A remote OUT has no lock: run one build per remote OUT at a time; shards are "
+            "built under $POLYMODAL_STAGING (default the temp dir) and uploaded, each stats file last",
+        )
         p.add_argument("--workers", type=integer(low=1), default=1, help="parallel shard workers (default %(default)s)")
         p.add_argument("--engine", choices=sorted(ENGINES), default="local", help="what runs the shards (default %(default)s)")
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -49,17 +56,18 @@ def add_commands(subparsers) -> None:
         description="Re-hash every shard against manifest.json and check sample counts and field sets. "
         "Exits 1 and names each bad shard: missing, truncated, altered, extra, or with wrong counts or fields.",
     )
-    verify.add_argument("data", type=folder(MANIFEST, "a dataset built by `polymodal build`"),
-                        help="dataset folder (holding manifest.json)")
+    verify.add_argument("data", type=dataset_type(MANIFEST, folder(MANIFEST, "a dataset built by `polymodal build`")),
+                        help="dataset folder (holding manifest.json), or its fsspec URL (s3://bucket/prefix)")
     verify.set_defaults(func=_verify)
 
 
 def _build(args: argparse.Namespace) -> int:
     from polymodal.builders.core.runner import build, summary
+    from polymodal.builders.core.storage import join
 
     configs = args.builder_cls.configs_from_args(args)
     for sub, config in configs.items():
-        out = args.out / sub if len(configs) > 1 else args.out  # a sweep gets one folder per value
+        out = join(args.out, sub) if len(configs) > 1 else args.out  # a sweep gets one folder per value
         manifest = build(args.builder_cls(config), out, workers=args.workers, engine=args.engine,
                          progress=not args.no_progress, retry_failed=args.retry_failed)
         counts = ", ".join(f"{k} {v['samples']}" for k, v in sorted(manifest["splits"].items()))

@@ -1,4 +1,4 @@
-"""manifest.json: what a dataset folder must hold, and `verify` to check it."""
+"""manifest.json: what a dataset folder must hold, and `verify` to check it; the folder may be an fsspec URL."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polymodal import __version__
+from polymodal.builders.core import storage
 from polymodal.builders.core.base import Builder
-from polymodal.builders.core.tarshards import sha256_file, write_atomic
+from polymodal.builders.core.storage import Location
+from polymodal.builders.core.tarshards import write_atomic
 from polymodal.builders.schema import split_member
 
 MANIFEST = "manifest.json"
 
 
-def read_stats(out_dir: Path, builder: Builder) -> list[dict]:
-    return [json.loads((out_dir / f"{spec.stem(builder.prefix)}.stats.json").read_text()) for spec in builder.plan()]
+def read_stats(out_dir: Location, builder: Builder) -> list[dict]:
+    return [json.loads(storage.read_bytes(storage.join(out_dir, f"{spec.stem(builder.prefix)}.stats.json")))
+            for spec in builder.plan()]
 
 
 def make_manifest(builder: Builder, stats: list[dict]) -> dict:
@@ -58,15 +61,15 @@ def content_digest(shards: list[dict]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
-def write_manifest(out_dir: Path, manifest: dict) -> None:
-    write_atomic(out_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+def write_manifest(out_dir: Location, manifest: dict) -> None:
+    storage.put_bytes(storage.join(out_dir, MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
-def load_manifest(data_dir: str | Path) -> dict:
-    path = Path(data_dir) / MANIFEST
-    if not path.is_file():
+def load_manifest(data_dir: Location) -> dict:
+    path = storage.join(data_dir, MANIFEST)
+    if not storage.is_file(path):
         raise FileNotFoundError(f"{data_dir} holds no {MANIFEST}: is it a finished polymodal build?")
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(storage.read_bytes(path))
     manifest.setdefault("content_digest", content_digest(manifest["shards"]))  # manifests written before it
     return manifest
 
@@ -81,12 +84,12 @@ class Problem:
         return f"{self.path}: {self.kind}: {self.detail}"
 
 
-def _scan_tar(path: Path, fields: set[str]) -> tuple[int, str | None]:
+def _scan_tar(path: Location, fields: set[str]) -> tuple[int, str | None]:
     """Count samples and name the first bad member (not a plain `key.field`, a repeated one) or field-set
     mismatch, reading the tar itself."""
     members: dict[str, set[str]] = {}
     try:
-        with tarfile.open(path, "r") as tar:
+        with storage.open_read(path) as raw, tarfile.open(fileobj=raw, mode="r") as tar:
             for member in tar:
                 key, field = split_member(member.name)
                 if key is None or not member.isfile():
@@ -102,13 +105,13 @@ def _scan_tar(path: Path, fields: set[str]) -> tuple[int, str | None]:
     return len(members), None
 
 
-def verify(data_dir: str | Path, known: dict | None = None) -> list[Problem]:
+def verify(data_dir: Location, known: dict | None = None) -> list[Problem]:
     """Re-hash every shard against the manifest; check counts, member names, field sets and strays.
 
-    `known` maps a shard's path to the (size, mtime_ns, sha256) of its last good check: a shard that still has
-    that size and mtime is not hashed again. It is updated with every shard that passes.
+    `known` maps a shard's path to the (size, version, sha256) of its last good check, the version being the
+    mtime_ns of a local file or the ETag (or like) of an object: a shard that still has that size and version is
+    not hashed again. It is updated with every shard that passes. A remote shard is hashed as it streams in.
     """
-    data_dir = Path(data_dir)
     manifest = load_manifest(data_dir)
     fields = set(manifest["fields"])
     problems = []
@@ -117,19 +120,19 @@ def verify(data_dir: str | Path, known: dict | None = None) -> list[Problem]:
     for shard in manifest["shards"]:
         rel = shard["path"]
         listed.add(rel)
-        path = data_dir / rel
-        if not path.is_file():
+        path = storage.join(data_dir, rel)
+        if not storage.is_file(path):
             problems.append(Problem(rel, "missing", "listed in the manifest but not on disk"))
             continue
-        stat = path.stat()
-        seen = [stat.st_size, stat.st_mtime_ns, shard["sha256"]]
+        size, version = storage.stat(path)
+        seen = [size, version, shard["sha256"]]
         if known.get(rel) == seen:
             continue
-        if stat.st_size != shard["bytes"]:
-            kind = "truncated" if stat.st_size < shard["bytes"] else "altered"
-            problems.append(Problem(rel, kind, f"{stat.st_size} bytes, the manifest says {shard['bytes']}"))
+        if size != shard["bytes"]:
+            kind = "truncated" if size < shard["bytes"] else "altered"
+            problems.append(Problem(rel, kind, f"{size} bytes, the manifest says {shard['bytes']}"))
             continue
-        if sha256_file(path) != shard["sha256"]:
+        if storage.sha256(path) != shard["sha256"]:
             problems.append(Problem(rel, "altered", "sha256 differs from the manifest"))
             continue
         count, mismatch = _scan_tar(path, fields)
@@ -139,8 +142,7 @@ def verify(data_dir: str | Path, known: dict | None = None) -> list[Problem]:
             problems.append(Problem(rel, "fields", mismatch))
         if count == shard["samples"] and not mismatch:
             known[rel] = seen
-    for path in sorted(data_dir.rglob("*.tar")):
-        rel = path.relative_to(data_dir).as_posix()
+    for rel in storage.find(data_dir, ".tar"):
         if rel not in listed:
             problems.append(Problem(rel, "extra", "a shard that the manifest does not list"))
     digest = content_digest(manifest["shards"])
@@ -153,7 +155,7 @@ class DatasetError(SystemExit):
     """A dataset that does not match its manifest; the message names each bad shard."""
 
 
-def check_dataset(data_dir: str | Path) -> dict:
+def check_dataset(data_dir: Location) -> dict:
     """The manifest of `data_dir` once every shard matches it, else DatasetError naming each problem.
 
     What passed is remembered per shard (size, mtime, sha256) in the user's cache, so checking a dataset
@@ -177,6 +179,6 @@ def check_dataset(data_dir: str | Path) -> dict:
     return load_manifest(data_dir)
 
 
-def _memo_path(data_dir: str | Path) -> Path:
+def _memo_path(data_dir: Location) -> Path:
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "polymodal" / "verified"
-    return root / f"{hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:24]}.json"
+    return root / f"{hashlib.sha256(storage.canonical(data_dir).encode()).hexdigest()[:24]}.json"

@@ -9,13 +9,14 @@ import os
 import shutil
 from pathlib import Path
 
+from polymodal.builders.core import storage
 from polymodal.builders.core.base import Builder
 from polymodal.builders.core.cards import render_card
 from polymodal.builders.core.engines import ENGINES
 from polymodal.builders.core.manifest import make_manifest, read_stats, write_manifest
 from polymodal.builders.core.options import option_words
 from polymodal.builders.core.shard import has_failures, is_done
-from polymodal.builders.core.tarshards import write_atomic
+from polymodal.builders.core.storage import Location
 from polymodal.configfile import CONFIG_FILE, dump, from_flags
 from polymodal.progress import progress_bar
 
@@ -23,19 +24,19 @@ BUILD_LOCK = ".polymodal-build.json"  # which dataset a folder is being built in
 LOCK = ".polymodal.lock"  # held while a process writes the folder
 
 
-def _claim(out_dir: Path, builder: Builder) -> None:
+def _claim(out_dir: Location, builder: Builder) -> None:
     """Refuse to mix two datasets in one folder; record which one this folder holds."""
-    lock = out_dir / BUILD_LOCK
+    lock = storage.join(out_dir, BUILD_LOCK)
     ident = {"dataset_id": builder.dataset_id(), "builder": builder.name, "config": builder.config_dict()}
-    if lock.is_file():
-        held = json.loads(lock.read_text())
+    if storage.is_file(lock):
+        held = json.loads(storage.read_bytes(lock))
         if held["dataset_id"] != ident["dataset_id"]:
             raise SystemExit(
                 f"{out_dir} already holds {held['builder']} dataset {held['dataset_id']}; this config gives "
                 f"{ident['dataset_id']}. Use another --out, or delete the folder."
             )
         return
-    write_atomic(lock, (json.dumps(ident, indent=2, sort_keys=True) + "\n").encode())
+    storage.put_bytes(lock, (json.dumps(ident, indent=2, sort_keys=True) + "\n").encode())
 
 
 class FolderBusy(SystemExit):
@@ -64,14 +65,16 @@ def folder_lock(folder: Path, what: str):
             handle.truncate(0)
 
 
-def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str = "local", progress: bool = True,
+def build(builder: Builder, out_dir: Location, workers: int = 1, engine: str = "local", progress: bool = True,
           retry_failed: bool = False) -> dict:
-    """Build (or finish building) `builder`'s dataset into `out_dir`; return the manifest.
+    """Build (or finish building) `builder`'s dataset into `out_dir`, a folder or an fsspec URL; return the manifest.
 
     `retry_failed` also rebuilds finished shards that have failed rows. A build
     that fails in a folder it created removes the folder.
     """
-    out = Path(out_dir)
+    out = storage.local_path(out_dir)
+    if out is None:
+        return _build_remote(builder, str(out_dir).rstrip("/"), workers, engine, progress, retry_failed)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -83,11 +86,24 @@ def build(builder: Builder, out_dir: str | Path, workers: int = 1, engine: str =
         raise
 
 
-def _build(builder: Builder, out: Path, workers: int, engine: str, progress: bool, retry_failed: bool) -> dict:
+def _build_remote(builder: Builder, out: str, workers: int, engine: str, progress: bool, retry_failed: bool) -> dict:
+    """The build into an object store, whose prefix has no lock to take: nothing keeps a second build out but the
+    claim file, which refuses another dataset. Running one build per remote --out at a time is the user's part."""
+    created = not storage.holds_anything(out)
+    try:
+        return _build(builder, out, workers, engine, progress, retry_failed)
+    except BaseException:
+        if created:
+            storage.remove_tree(out)
+        raise
+
+
+def _build(builder: Builder, out: Location, workers: int, engine: str, progress: bool, retry_failed: bool) -> dict:
     builder.check_environment()
     _claim(out, builder)
-    for stale in out.rglob("*.tmp"):  # left by a killed run: the lock says no other build is writing here
-        stale.unlink()
+    # Left by a killed run: no other build writes here (the lock says so locally; remotely, see _build_remote).
+    for stale in storage.find(out, storage.TMP):
+        storage.remove(storage.join(out, stale))
     specs = builder.plan()
     pending = [s for s in specs if not is_done(out, builder, s) or (retry_failed and has_failures(out, builder, s))]
     if pending:
@@ -101,10 +117,11 @@ def _build(builder: Builder, out: Path, workers: int, engine: str, progress: boo
     if info:
         manifest["info"] = info
     write_manifest(out, manifest)
-    write_atomic(out / "README.md", render_card(builder, manifest).encode())
+    storage.put_bytes(storage.join(out, "README.md"), render_card(builder, manifest).encode())
     # The options that define the data, for `polymodal build NAME --config OUT/config.yaml --out ELSEWHERE`;
     # not how it ran (a proxy or a cookies file stays private), nor OUT itself (identical builds, identical folders).
-    write_atomic(out / CONFIG_FILE, dump(from_flags(option_words(builder.config, portable=False))).encode())
+    config = dump(from_flags(option_words(builder.config, portable=False)))
+    storage.put_bytes(storage.join(out, CONFIG_FILE), config.encode())
     return manifest
 
 

@@ -3,7 +3,8 @@
 `run_shard` is a pure function of (builder class, config, spec, folder), so an
 engine only has to call it for every pending spec, in any order, on any
 machine sharing the folder. A shard's stats JSON is written last and is the
-only thing resume trusts.
+only thing resume trusts. A shard bound for an object store is built in a local
+staging folder and uploaded file by file, the stats file last.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from polymodal.builders.core import storage
 from polymodal.builders.core.base import Builder, ShardSpec
-from polymodal.builders.core.tarshards import TarSamples, sha256_file, write_atomic, write_tar
+from polymodal.builders.core.storage import Location
+from polymodal.builders.core.tarshards import TarSamples, write_atomic, write_tar
 
 
 def run_shard(builder_cls: type[Builder], config: dict, spec: ShardSpec, out_dir: str) -> dict:
@@ -24,8 +27,17 @@ def run_shard(builder_cls: type[Builder], config: dict, spec: ShardSpec, out_dir
     from that tar's samples; the folder's claim says they come from the same dataset.
     """
     builder = builder_cls(builder_cls.Config(**config))
-    out = Path(out_dir)
     stem = spec.stem(builder.prefix)
+    with storage.staging(out_dir) as out:  # a remote shard is built locally, then uploaded
+        if storage.is_remote(out_dir) and storage.is_file(storage.join(out_dir, f"{stem}.tar")):
+            storage.get_file(storage.join(out_dir, f"{stem}.tar"), out / f"{stem}.tar")
+        stats = _build_shard(builder, spec, out, stem)
+        names = [f"{stem}.tar", *([f"{stem}.rows.parquet"] if builder.row_table else []), f"{stem}.stats.json"]
+        storage.publish(out, out_dir, names)
+    return stats
+
+
+def _build_shard(builder: Builder, spec: ShardSpec, out: Path, stem: str) -> dict:
     rows = []
     expected = set(builder.fields)
 
@@ -78,23 +90,23 @@ def _write_row_table(path: Path, rows: list) -> None:
     tmp.replace(path)
 
 
-def is_done(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:
+def is_done(out_dir: Location, builder: Builder, spec: ShardSpec) -> bool:
     """Whether the shard's stats file exists and its tar still is what the stats say (size and sha256):
     a shard truncated or altered since is built again."""
     stem = spec.stem(builder.prefix)
-    stats_path, tar = out_dir / f"{stem}.stats.json", out_dir / f"{stem}.tar"
-    if not (stats_path.is_file() and tar.is_file()):
+    stats_path, tar = storage.join(out_dir, f"{stem}.stats.json"), storage.join(out_dir, f"{stem}.tar")
+    if not (storage.is_file(stats_path) and storage.is_file(tar)):
         return False
     try:
-        stats = json.loads(stats_path.read_text())
-        done = tar.stat().st_size == stats["bytes"] and sha256_file(tar) == stats["sha256"]
+        stats = json.loads(storage.read_bytes(stats_path))
+        done = storage.stat(tar)[0] == stats["bytes"] and storage.sha256(tar) == stats["sha256"]
     except (ValueError, KeyError):
         done = False
     if not done:  # neither is trusted any more: the shard is made from scratch
-        stats_path.unlink()
-        tar.unlink()
+        storage.remove(stats_path)
+        storage.remove(tar)
     return done
 
 
-def has_failures(out_dir: Path, builder: Builder, spec: ShardSpec) -> bool:
-    return json.loads((out_dir / f"{spec.stem(builder.prefix)}.stats.json").read_text())["failed"] > 0
+def has_failures(out_dir: Location, builder: Builder, spec: ShardSpec) -> bool:
+    return json.loads(storage.read_bytes(storage.join(out_dir, f"{spec.stem(builder.prefix)}.stats.json")))["failed"] > 0
