@@ -26,9 +26,10 @@ def add_commands(subparsers) -> None:
     from polymodal.benchmarks.feature_cache import CACHE_ENV, DEFAULT_CACHE
     from polymodal.benchmarks.tasks import TASKS
     from polymodal.builders.core.manifest import MANIFEST
+    from polymodal.builders.core.storage import dataset_type
     from polymodal.leaderboard.suites import load_suites
 
-    dataset = folder(MANIFEST, "a dataset built by `polymodal build`")
+    dataset = dataset_type(MANIFEST, folder(MANIFEST, "a dataset built by `polymodal build`"))
 
     tasks = sorted(TASKS)
 
@@ -94,7 +95,7 @@ def add_commands(subparsers) -> None:
         "every rank and split between ranks, then between each rank's loader workers; on several nodes CACHE "
         "must be a shared folder.",
     )
-    featurize.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`")
+    featurize.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`, or its fsspec URL (s3://bucket/prefix)")
     featurize.add_argument("--encoder", required=True, help="a featurizer that DATA's task declares: for symile-m3, "
                            "embedded (digits variant, CPU) or paper (CLIP, Whisper, XLM-R); for vggsound-plus, av-embedded")
     featurize.add_argument("--out", type=out_folder, help="feature cache folder")
@@ -130,7 +131,7 @@ def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--task", choices=tasks, required=True, help="task whose protocol to follow")
     parser.add_argument("--model", type=_model, required=True, help="a built-in model (clip, symile, ...), an "
                         "installed one (entry-point group polymodal.models) or module:Class")
-    parser.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`")
+    parser.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`, or its fsspec URL (s3://bucket/prefix)")
     parser.add_argument("--out", type=out_folder, required=True, help="run folder to write")
     parser.add_argument("--model-config", type=json_object, default={}, help='model settings as JSON, e.g. \'{"d_model": 32}\'')
     parser.add_argument("--epochs", type=integer(low=1), help="override the task's default")
@@ -141,6 +142,16 @@ def _add_run_arguments(parser, tasks, dataset) -> None:
     parser.add_argument("--lr-schedule", choices=sorted(SCHEDULES), help="learning rate per step: constant, or a "
                         "cosine decay to 0 (default: the task's, constant)")
     parser.add_argument("--warmup", type=integer(low=0), help="steps of linear learning-rate warm-up (default: the task's, 0)")
+    parser.add_argument("--streams", type=integer(low=1), help="streams the training shards are dealt to each epoch, "
+                        "each filling its share of every batch; a multiple of the ranks, and the same number trains "
+                        "the same model on any number of them (default: one per rank)")
+    parser.add_argument("--shuffle-buffer", type=integer(low=0), help="rows each stream shuffles among (default: the "
+                        "task's, 10000); memory grows with it, never with the split")
+    parser.add_argument("--loader-workers", type=integer(low=0), default=0, help="processes per rank that load the "
+                        "training shards; the batches do not depend on it (default %(default)s: the rank's own process)")
+    parser.add_argument("--checkpoint-every", type=integer(low=0), default=1000, help="also checkpoint every N "
+                        "optimizer steps within an epoch, for --resume to continue from (0: at epoch ends only; "
+                        "default %(default)s)")
     parser.add_argument("--log-every", type=integer(low=1), default=50, help="write a line to OUT/train_steps.jsonl every "
                         "N optimizer steps: lr, loss and its terms, logit scales, samples/s (default %(default)s)")
     parser.add_argument("--report-to", type=_reporters, default=(), help="also send those lines to: "
@@ -241,7 +252,8 @@ def _train_config(task_name: str, args):
 
     from polymodal.benchmarks.tasks import load_task
 
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule", "warmup")
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "lr_schedule", "warmup",
+                                               "streams", "shuffle_buffer")
                  if getattr(args, k, None) is not None}
     overrides.update({k: True for k in ("amp", "compile") if getattr(args, k, False)})
     return dataclasses.replace(load_task(task_name).train_defaults, seed=args.seed, **overrides)
@@ -250,7 +262,7 @@ def _train_config(task_name: str, args):
 def _logging(args):
     from polymodal.benchmarks.training import Logging
 
-    return Logging(every=args.log_every, report_to=args.report_to)
+    return Logging(every=args.log_every, report_to=args.report_to, checkpoint_every=args.checkpoint_every)
 
 
 def _train(args) -> int:
@@ -260,7 +272,7 @@ def _train(args) -> int:
     _join_torchrun()
     record = train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
                        model_config=args.model_config, progress=not args.no_progress, resume=args.resume,
-                       overwrite=args.overwrite, logging=_logging(args))
+                       overwrite=args.overwrite, logging=_logging(args), workers=args.loader_workers)
     s = record["summary"]
     if int(os.environ.get("RANK", 0)) != 0:
         return 0
@@ -295,7 +307,7 @@ def _submit(args) -> int:
     _check_run(args)
     train_run(args.task, args.model, args.data, args.out, _train_config(args.task, args),
               model_config=args.model_config, card=args.card, progress=not args.no_progress, resume=args.resume,
-              overwrite=args.overwrite, logging=_logging(args))
+              overwrite=args.overwrite, logging=_logging(args), workers=args.loader_workers)
     result = evaluate_run(args.out, trust_code=True)  # the model is the one this command named
     write_config(args, args.out)
     print_metrics(result)

@@ -1,28 +1,21 @@
-"""The feature cache: frozen features of a dataset split, computed once, shard by shard, on every rank.
+"""The feature cache: frozen features of a dataset split, computed once, a file per shard, on every rank.
 
-    CACHE/<dataset_id>/<encoder>/<split>.safetensors     the split's arrays, rows in key order
-        metadata "polymodal": JSON of encoder, dataset_id and the featurizer's info; one
-        key, because safetensors writes several in a random order and the file
-        should be the same bytes every time
-    CACHE/<dataset_id>/<encoder>/<split>.parts/          pieces of a split being computed
+    CACHE/<content digest>/<encoder>/<split>/<shard stem>.safetensors   one shard's arrays, rows in key order
+    CACHE/<content digest>/<encoder>/<split>.json    the index, written last: encoder, dataset_id, content
+        digest, the featurizer's info, and each shard's file and row count (checked against the manifest)
 
-CACHE is --out, else $POLYMODAL_FEATURES (CACHE_ENV), else ~/.cache/polymodal/features.
-Every file is written under a temporary name and renamed, so a killed run
-never leaves a half file that a later one trusts; an existing file is reused.
+The pieces are the cache: a split is never joined into one file, so training streams it a shard at a time
+(benchmarks.streaming). CACHE is --out, else $POLYMODAL_FEATURES (CACHE_ENV), else
+~/.cache/polymodal/features. Every file is written under a temporary name and renamed, so a killed run never
+leaves a half file that a later one trusts; a split without its index resumes at the first shard it lacks.
 
-Every rank lists the split's shards in manifest order, shuffles them with the
-same seed (webdataset's detshuffle, so every rank draws the same order), and
-keeps its own share (split_by_node); its DataLoader workers split that share
-again (split_by_worker) and run ``prepare`` (decoding, CPU preprocessing). The
-rank's main process runs ``encode`` (frozen models, on the rank's device) and
-writes one piece per shard:
-
-    <split>.parts/<shard stem>.safetensors     so a killed run resumes at the shard it lost
-
-When every rank is done, rank 0 checks each piece against the manifest's count
-and joins them in manifest order into the split's file, so the file is the
-same whatever the number of ranks and workers. Pieces are read from the cache
-folder, which must therefore be shared by every node.
+Every rank lists the split's shards in manifest order, shuffles them with the same seed (webdataset's
+detshuffle, so every rank draws the same order), and keeps its own share (split_by_node); its DataLoader
+workers split that share again (split_by_worker) and run ``prepare`` (decoding, CPU preprocessing). The
+rank's main process runs ``encode`` (frozen models, on the rank's device) and writes the shard's file. When
+every rank is done, rank 0 checks each file's rows against the manifest and writes the index, so the cache is
+the same whatever the number of ranks and workers. Under torchrun on several nodes CACHE must be a folder
+every node shares.
 """
 
 from __future__ import annotations
@@ -30,21 +23,20 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from polymodal.benchmarks.data import load_manifest, plain_key
+from polymodal.benchmarks.data import load_manifest, shard_samples, split_urls
 from polymodal.builders import schema
+from polymodal.builders.core.tarshards import write_atomic
 
 if TYPE_CHECKING:
     from polymodal.benchmarks.featurize import Featurizer
 
 BATCH = 64
-META = "polymodal"  # the cache file's one metadata key
 CACHE_ENV = "POLYMODAL_FEATURES"  # the cache folder where --out names none
 DEFAULT_CACHE = "~/.cache/polymodal/features"
 RawSample = tuple[bytes, bytes, str, dict]  # (jpeg, flac, text, meta) of one sample, as its shard holds it
@@ -55,12 +47,13 @@ def cache_root(out: str | Path | None = None) -> Path:
 
 
 def cache_path(data_dir, encoder: str, split: str, out=None) -> Path:
+    """The split's index; its shards' files are in the folder of the same name."""
     # Keyed by what was built, not only by what defines it: a rebuild with other tool versions gets its own.
-    return cache_root(out) / load_manifest(data_dir)["content_digest"] / encoder / f"{split}.safetensors"
+    return cache_root(out) / load_manifest(data_dir)["content_digest"] / encoder / f"{split}.json"
 
 
 def _raw_samples(samples: Iterable[dict]) -> Iterable[RawSample]:
-    for s in map(plain_key, samples):
+    for s in samples:
         yield s[schema.IMAGE], s[schema.AUDIO], s[schema.TEXT].decode(), json.loads(s[schema.META])
 
 
@@ -76,11 +69,9 @@ def node_shards(shards: list[dict], seed: int) -> list[dict]:
 
 def _prepared(shards: Iterable[dict], prepare: Callable[[list[RawSample]], dict], batch: int):
     """Per shard, its prepared batches, then an end mark (a shard may have no rows)."""
-    import webdataset as wds
-
     for shard in shards:
         rows: list[RawSample] = []
-        for row in _raw_samples(wds.tarfile_to_samples()(iter([{"url": shard["url"]}]))):
+        for row in _raw_samples(shard_samples(shard["url"])):
             rows.append(row)
             if len(rows) == batch:
                 yield {"url": shard["url"], "arrays": _one_thread(prepare, rows)}
@@ -103,36 +94,52 @@ def _as_is(item):
     return item  # the loader must not turn the numpy arrays into tensors
 
 
-def _piece(parts: Path, shard: dict) -> Path:
-    return parts / f"{Path(shard['url']).stem}.safetensors"
+def _piece(folder: Path, shard: dict) -> Path:
+    return folder / f"{Path(shard['url']).stem}.safetensors"
 
 
-def _save(arrays: dict[str, np.ndarray], path: Path, metadata: dict[str, str] | None = None) -> None:
+def _save(arrays: dict[str, np.ndarray], path: Path) -> None:
     from safetensors.numpy import save_file
 
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=metadata)
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
     tmp.replace(path)
 
 
-def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """A cache file's arrays and the info its featurizer recorded."""
-    from safetensors import safe_open
+def read_index(path: Path) -> dict:
+    """A split's cache index: encoder, dataset_id, content digest, the featurizer's info and its pieces."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SystemExit(f"{path} is no feature-cache index ({err}); delete it to recompute") from None
 
-    with safe_open(str(path), "np") as f:
-        written = json.loads((f.metadata() or {}).get(META, "null"))
-        if written is None:
-            raise SystemExit(f"{path} was written by an older polymodal; delete it to recompute")
-        return {k: f.get_tensor(k) for k in f.keys()}, written["info"]
+
+def piece_files(path: Path) -> list[tuple[Path, int]]:
+    """Each shard's feature file of the split whose index is `path`, with its row count, in manifest order."""
+    return [(path.with_suffix("") / p["file"], p["rows"]) for p in read_index(path)["pieces"]]
+
+
+def read_piece(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """A cached split's arrays joined in memory, and the info its featurizer recorded: for splits that fit."""
+    pieces = [read_piece(file) for file, _ in piece_files(path)]
+    pieces = [p for p in pieces if p]  # a shard without rows has a file without arrays
+    arrays = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]} if pieces else {}
+    return arrays, read_index(path)["info"]
 
 
 def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[], Featurizer], out=None, *,
                  workers: int = 0, seed: int = 0, progress: bool = False) -> Path:
-    """The cache file of (data_dir, encoder, split); if absent, computed, resuming from its pieces.
+    """The cache index of (data_dir, encoder, split); if absent, computed, resuming from the shards done.
 
     ``make_featurizer()`` is called only then (see benchmarks.featurize.Featurizer
     for what it returns). Collective under torch.distributed: every rank must
-    call it, and every rank returns once the file exists.
+    call it, and every rank returns once the index exists.
     """
     import torch.distributed as dist
 
@@ -141,32 +148,32 @@ def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[
         return path
     featurizer = make_featurizer()
     manifest = load_manifest(data_dir)
-    parts = path.with_suffix(".parts")
-    shards = [{**s, "url": str(Path(data_dir) / s["path"])} for s in manifest["shards"] if s["split"] == split]
-    _featurize_shards(shards, split, parts, featurizer, workers=workers, seed=seed, progress=progress)
+    folder = path.with_suffix("")
+    urls = split_urls(data_dir, split)  # full URLs for a dataset on an object store
+    shards = [{**s, "url": url} for s, url in zip((s for s in manifest["shards"] if s["split"] == split), urls)]
+    _featurize_shards(shards, split, folder, featurizer, workers=workers, seed=seed, progress=progress)
     distributed = dist.is_available() and dist.is_initialized()
     if distributed:
         dist.barrier()  # every rank's pieces are written
     if not distributed or dist.get_rank() == 0:
-        meta = {"encoder": encoder, "dataset_id": manifest["dataset_id"], "content_digest": manifest["content_digest"],
-                "info": featurizer.info}
-        _save(_join(shards, parts, data_dir, split), path, {META: json.dumps(meta, sort_keys=True)})
-        shutil.rmtree(parts)
+        index = {"encoder": encoder, "dataset_id": manifest["dataset_id"], "content_digest": manifest["content_digest"],
+                 "info": featurizer.info, "pieces": _checked_pieces(shards, folder, data_dir, split)}
+        write_atomic(path, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
     if distributed:
-        dist.barrier()  # the file exists before any rank reads it
+        dist.barrier()  # the index exists before any rank reads it
     return path
 
 
-def _featurize_shards(shards: list[dict], split: str, parts: Path, featurizer, *, workers: int, seed: int,
+def _featurize_shards(shards: list[dict], split: str, folder: Path, featurizer, *, workers: int, seed: int,
                       progress: bool) -> None:
-    """Write the pieces of this rank's shards that are not written yet."""
+    """Write the files of this rank's shards that are not written yet."""
     import torch
     import webdataset as wds
 
     from polymodal.progress import progress_bar
 
-    parts.mkdir(parents=True, exist_ok=True)
-    todo = {s["url"]: s for s in node_shards(shards, seed) if not _piece(parts, s).is_file()}
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = {s["url"]: s for s in node_shards(shards, seed) if not _piece(folder, s).is_file()}
     if not todo:
         return
     pipeline = wds.DataPipeline(wds.SimpleShardList(list(todo)), wds.split_by_worker,
@@ -181,32 +188,27 @@ def _featurize_shards(shards: list[dict], split: str, parts: Path, featurizer, *
                 batches.append(featurizer.encode(item["arrays"]))
                 continue
             joined = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]} if batches else {}
-            _save(joined, _piece(parts, todo[item["url"]]))
+            _save(joined, _piece(folder, todo[item["url"]]))
             del pending[item["url"]]
             bar.update()
 
 
-def _join(shards: list[dict], parts: Path, data_dir, split: str) -> dict[str, np.ndarray]:
-    """The pieces in manifest order, into arrays sized once from the manifest (a split's features may not fit twice)."""
-    from safetensors.numpy import load_file
+def _checked_pieces(shards: list[dict], folder: Path, data_dir, split: str) -> list[dict]:
+    """Each shard's file and rows, in manifest order, once every file holds the rows the manifest says."""
+    from safetensors import safe_open
 
-    missing = [s["path"] for s in shards if not _piece(parts, s).is_file()]
+    missing = [s["path"] for s in shards if not _piece(folder, s).is_file()]
     if missing:
-        raise SystemExit(f"{parts}: no features for shards {missing}; under torchrun on several nodes the feature "
+        raise SystemExit(f"{folder}: no features for shards {missing}; under torchrun on several nodes the feature "
                          "cache must be a folder every node shares")
-    arrays: dict[str, np.ndarray] = {}
-    total, done = sum(s["samples"] for s in shards), 0
+    pieces = []
     for shard in shards:
-        piece = load_file(str(_piece(parts, shard)))
-        n = len(next(iter(piece.values()))) if piece else 0
-        if n != shard["samples"]:
-            raise SystemExit(f"{data_dir}: shard {shard['path']} holds {n} samples, the manifest "
+        with safe_open(str(_piece(folder, shard)), "np") as f:
+            rows = {f.get_slice(k).get_shape()[0] for k in f.keys()} or {0}
+        if rows != {shard["samples"]}:
+            raise SystemExit(f"{data_dir}: shard {shard['path']} holds {' or '.join(map(str, sorted(rows)))} samples, the manifest "
                              f"{shard['samples']}; run `polymodal verify {data_dir}`")
-        for k, v in piece.items():
-            if k not in arrays:
-                arrays[k] = np.empty((total, *v.shape[1:]), v.dtype)
-            arrays[k][done : done + n] = v
-        done += n
-    if not arrays:
+        pieces.append({"file": _piece(folder, shard).name, "shard": shard["path"], "rows": shard["samples"]})
+    if not any(p["rows"] for p in pieces):
         raise SystemExit(f"{data_dir}: split {split} has no samples")
-    return arrays
+    return pieces

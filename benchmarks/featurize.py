@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from polymodal.benchmarks.data import load_manifest
-from polymodal.benchmarks.feature_cache import RawSample, cached_split, read_cache
+from polymodal.benchmarks.feature_cache import RawSample, cached_split, piece_files, read_cache, read_index, read_piece
+from polymodal.benchmarks.streaming import Piece, Source
 from polymodal.benchmarks.tasks import TASKS, load_task
 
 
@@ -68,6 +69,17 @@ def load_features(data_dir, encoder: str, split: str, out=None,
     if featurizer is not None and info != featurizer.info:
         raise SystemExit(f"{path} holds features made with {info}, not {featurizer.info}; delete it to recompute")
     return arrays, info
+
+
+def feature_source(data_dir, encoder: str, split: str, out=None, featurizer: Featurizer | None = None) -> Source:
+    """A split's cached features as a stream of its shards' files (featurizing it first if needed), every
+    column of them; `Source.mapped` makes them a model's inputs."""
+    path = featurize(data_dir, encoder, split, out, featurizer)
+    index = read_index(path)
+    if featurizer is not None and index["info"] != featurizer.info:
+        raise SystemExit(f"{path} holds features made with {index['info']}, not {featurizer.info}; delete it to recompute")
+    files = piece_files(path)
+    return Source(tuple(Piece(str(file), rows, functools.partial(read_piece, file)) for file, rows in files), ())
 
 
 def featurize_all(data_dir, encoder: str, out=None, featurizer: Featurizer | None = None, **loader) -> list[Path]:

@@ -27,6 +27,7 @@ from polymodal.benchmarks.results import make_result, write_result
 from polymodal.benchmarks.tasks import TASKS, load_task
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.benchmarks.training import BEST, Logging, Placement, fit
+from polymodal.builders.core import storage
 from polymodal.builders.core.runner import LOCK, folder_lock
 from polymodal.builders.core.tarshards import write_atomic
 from polymodal.leaderboard.model_card import ModelCard
@@ -42,9 +43,9 @@ def _model(task, spec: str, manifest: dict, config: dict):
 
 def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, train: TrainConfig,
               model_config: dict | None = None, card: dict | None = None, progress: bool = True,
-              resume: bool = False, overwrite: bool = False, logging: Logging = Logging()) -> dict:
+              resume: bool = False, overwrite: bool = False, logging: Logging = Logging(), workers: int = 0) -> dict:
     """Train and record a run; with `resume`, continue the same run from its last checkpoint; with
-    `overwrite`, replace whatever run `out_dir` holds."""
+    `overwrite`, replace whatever run `out_dir` holds; `workers` loader processes per rank read the shards."""
     if resume and overwrite:
         raise SystemExit("--resume continues the run in --out and --overwrite replaces it: pass one of them")
     task = load_task(task_name)
@@ -62,7 +63,7 @@ def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, tr
         "card": card or {},
         "train": dataclasses.asdict(train),
         "train_view": view.rule if view else None,  # what the protocol redraws every epoch
-        "data": str(Path(data_dir).resolve()),
+        "data": storage.canonical(data_dir),  # an absolute path, or the dataset's fsspec URL
         "dataset_id": manifest["dataset_id"],
         "content_digest": manifest["content_digest"],
         "device": Placement.detect().device.type,
@@ -81,8 +82,9 @@ def train_run(task_name: str, model_spec: str, data_dir: Path, out_dir: Path, tr
                 record["verified"] = record["verified"] and before.get("verified") is True
         if place.main and not run_file.is_file():  # a resumed run keeps its record until it ends again
             _write_record(run_file, record)
-        record["summary"] = fit(model, task.load_split(data_dir, "train"), task.load_split(data_dir, "val"), train,
-                                out_dir, resume=resume, progress=progress, place=place, logging=logging, train_view=view)
+        record["summary"] = fit(model, task.source(data_dir, "train"), task.source(data_dir, "val"), train, out_dir,
+                                resume=resume, progress=progress, place=place, logging=logging, train_view=view,
+                                workers=workers)
         if place.main:
             _write_record(run_file, record)
     return record
@@ -138,8 +140,7 @@ def evaluate_run(run_dir: Path, out: Path | None = None, trust_code: bool = Fals
         resolve_model(spec)
     except ValueError as err:
         raise SystemExit(f"{run_dir}: {err}") from None
-    # An absolute path: a relative one such as "pipe:cmd" would reach webdataset as a shell command.
-    data = Path(record["data"]).resolve()
+    data = storage.location_type(lambda path: Path(path).resolve())(record["data"])  # a URL stays a URL
     if record.get("summary") is None:
         raise SystemExit(f"{run_dir} has not finished training; continue it with `polymodal train ... --resume`")
     task = load_task(record["task"])

@@ -1,19 +1,20 @@
-"""Training on in-memory tensors: AdamW, best-validation selection, DDP, exact resume.
+"""Training from streamed splits: AdamW, best-validation selection, DDP, exact resume, mid-epoch too.
 
-One code path serves one CPU process and `torchrun` over GPUs. Under DDP every
-rank draws the same global batch order and takes its own contiguous slice of
-each global batch; the loss gathers every rank's embeddings with gradient, so
-two ranks train exactly like one process on the global batch.
+One code path serves one CPU process and `torchrun` over GPUs. The training split streams a shard at a
+time (benchmarks.streaming): each epoch's global batches follow from the seed, the epoch and the number of
+streams, and each rank runs its share of the streams, which is its part of every global batch. The loss
+gathers every rank's embeddings with gradient, so two ranks train exactly like one process at as many streams.
 
-A checkpoint is written after every epoch into the run folder:
-    epoch-NNNN.safetensors  weights after the latest epoch
+A checkpoint is written after every epoch, and every `Logging.checkpoint_every` optimizer steps within one,
+into the run folder:
+    step-NNNNNNNN.safetensors  weights at the latest checkpoint
     best.safetensors   weights of the best validation epoch so far
     trainer_state.pt   optimizer, RNG and bookkeeping; tensors and plain
                        containers only, loaded with weights_only=True
     train_log.jsonl    one line per epoch: losses, samples/s, samples/s per device
     train_steps.jsonl  one line every `log_every` steps: step, epoch, lr, loss and its named terms, each
                        logit scale, samples/s (per device too) and a Unix timestamp
-Resuming from it continues bit for bit where the run stopped. The learning rate follows
+Resuming from it continues bit for bit where the run stopped, within an epoch from the batch it reached. The learning rate follows
 `TrainConfig.lr_schedule` per optimizer step; `--report-to` also sends the step lines
 to TensorBoard or W&B (benchmarks.reporting).
 """
@@ -37,7 +38,8 @@ from polymodal.baselines.distributed import gather_with_grad
 from polymodal.baselines.logit_scale import TEMPERATURE_MODULES
 from polymodal.benchmarks.lr_schedules import lr_scheduler
 from polymodal.benchmarks.reporting import REPORTERS
-from polymodal.benchmarks.tasks.base import TrainConfig, TrainView
+from polymodal.benchmarks.streaming import Order, PieceView, Source, epoch_batches, ordered_batches
+from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.builders.core.tarshards import write_atomic
 from polymodal.progress import progress_bar
 
@@ -47,11 +49,13 @@ BEST, STATE, LOG, STEPS = "best.safetensors", "trainer_state.pt", "train_log.jso
 
 @dataclass(frozen=True)
 class Logging:
-    """What a run logs besides its epochs, none of which changes what it trains: a line every ``every``
-    optimizer steps, also sent to the reporters named in ``report_to`` (keys of REPORTERS)."""
+    """What a run writes besides its epochs, none of which changes what it trains: a line every ``every``
+    optimizer steps, also sent to the reporters named in ``report_to`` (keys of REPORTERS), and a checkpoint
+    every ``checkpoint_every`` steps within an epoch (0: at epoch ends only)."""
 
     every: int = 50
     report_to: tuple[str, ...] = ()
+    checkpoint_every: int = 1000
 
 
 @dataclass(frozen=True)
@@ -105,50 +109,30 @@ def batch_loss(model, batch: dict[str, torch.Tensor], generator: torch.Generator
     return _unwrap(model).loss(gathered, rows=rows, generator=generator)
 
 
-def _slices(n: int, batch_size: int, place: Placement):
-    """Each global batch's part for this rank; a last batch too small to split evenly is dropped under DDP."""
-    per_rank = batch_size // place.world
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        if place.world > 1:
-            if size < batch_size:
-                return
-            yield slice(start + place.rank * per_rank, start + (place.rank + 1) * per_rank)
-        else:
-            yield slice(start, start + size)
-
-
-def batches(data: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, place: Placement):
-    """This rank's part of each global batch, drawn from `data` in `order`, on the rank's device."""
-    for part in _slices(len(order), batch_size, place):
-        index = order[part]
-        yield {m: x[index].to(place.device, non_blocking=True) for m, x in data.items()}
-
-
 @torch.no_grad()
-def mean_loss(model, data: dict[str, torch.Tensor], batch_size: int, seed: int, place: Placement, autocast) -> float:
+def mean_loss(model, data: Source | dict, batch_size: int, seed: int, place: Placement, autocast) -> float:
     """The mean loss over every row of `data`, in the global batches one process takes, the last one partial.
 
-    Ranks take whole batches in turn and need no gathering (every rank holds the split), so each row counts
+    Ranks take whole batches in turn, each loading only the shards its batches hold, so each row counts
     once for any split size and world size, and each batch draws its negatives from a generator of its own.
     """
+    data = Source.of(data)
     model.eval()
     inner = _unwrap(model)
     validate = getattr(inner, "validation_loss", inner.loss)  # a model may select on part of its loss
-    n = len(next(iter(data.values())))
-    if n == 0:
+    if data.rows == 0:
         raise SystemExit("the validation split has no sample: nothing to select the best epoch on")
     total = torch.zeros((), dtype=torch.float64, device=place.device)
-    for start in range(place.rank * batch_size, n, batch_size * place.world):
-        batch = {m: x[start:start + batch_size].to(place.device, non_blocking=True) for m, x in data.items()}
-        generator = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET + start // batch_size)
+    for j, rows in ordered_batches(data, batch_size, keep=lambda j: j % place.world == place.rank):
+        batch = {m: x.to(place.device, non_blocking=True) for m, x in rows.items()}
+        generator = torch.Generator().manual_seed(seed + VAL_SEED_OFFSET + j)
         with autocast:
             embeddings = _embed(inner, batch)
         loss = validate({m: e.float() for m, e in embeddings.items()}, generator=generator)
         total += loss.double() * len(next(iter(batch.values())))
     if place.world > 1:
         dist.all_reduce(total)
-    return total.item() / n
+    return total.item() / data.rows
 
 
 def _autocast(place: Placement, enabled: bool):
@@ -179,30 +163,33 @@ def step_scalars(model, loss: float, lr: float) -> dict[str, float]:
     return scalars
 
 
-def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
-        run_dir: Path, resume: bool = False, progress: bool = True, place: Placement | None = None,
-        logging: Logging = Logging(), train_view: TrainView | None = None) -> dict:
-    """Train `model`, checkpointing into `run_dir` after every epoch; leave it holding the best weights.
+def fit(model, train: Source | dict, val: Source | dict, config: TrainConfig, run_dir: Path, resume: bool = False,
+        progress: bool = True, place: Placement | None = None, logging: Logging = Logging(),
+        train_view: PieceView | None = None, workers: int = 0) -> dict:
+    """Train `model`, checkpointing into `run_dir`; leave it holding the best weights.
 
-    With `train_view` (the task's `Task.train_view`), each epoch trains on `train` updated with
-    ``train_view(epoch, config.seed)``.
+    `train` and `val` are streamed splits (or in-memory columns, cut into pieces: benchmarks.streaming.Source.of).
+    With `train_view` (the task's `Task.train_view`), each training piece is updated with
+    ``train_view(arrays, epoch, config.seed, piece)`` as it loads; `workers` DataLoader processes per rank load them.
 
     A model with `stages()` (baselines/stages.py) trains in each in turn, `config.epochs` apiece, from the
     best weights of the one before: the first checkpoints into `run_dir`, each later one into
     `run_dir/stage-<name>`, whose best weights become the run's.
 
-    Returns a summary for the run record: best epoch, its validation loss, seconds spent (the first stage's
-    epoch and loss; every stage's under "stages").
+    Returns a summary for the run record: best epoch, its validation loss, seconds spent and the streams the
+    batches were dealt to (the first stage's epoch and loss; every stage's under "stages").
     """
     place = place or Placement.detect()
+    train, val = Source.of(train), Source.of(val)
     stages = model.stages() if hasattr(model, "stages") else ()
     if not stages:
-        return _fit_stage(model, train, val, config, run_dir, resume, progress, place, logging, train_view)
+        return _fit_stage(model, train, val, config, run_dir, resume, progress, place, logging, train_view, workers)
     summaries = {}
     for k, stage in enumerate(stages):
         model.set_stage(stage)
         folder = run_dir / f"stage-{stage}" if k else run_dir
-        summaries[stage] = _fit_stage(model, train, val, config, folder, resume, progress, place, logging, train_view)
+        summaries[stage] = _fit_stage(model, train, val, config, folder, resume, progress, place, logging, train_view,
+                                      workers)
     model.set_stage(None)
     if place.main:
         write_atomic(run_dir / BEST, (folder / BEST).read_bytes())
@@ -212,13 +199,15 @@ def fit(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], con
     return {**first, "train_seconds": sum(s["train_seconds"] for s in summaries.values()), "stages": summaries}
 
 
-def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tensor], config: TrainConfig,
-               run_dir: Path, resume: bool, progress: bool, place: Placement, logging: Logging,
-               train_view: TrainView | None) -> dict:
+def _fit_stage(model, train: Source, val: Source, config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
+               place: Placement, logging: Logging, train_view: PieceView | None, workers: int) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
-    if config.batch_size % place.world:
-        raise ValueError(f"batch size {config.batch_size} must divide evenly over {place.world} ranks")
+    order = Order(config.batch_size, config.streams or place.world, config.shuffle_buffer, config.seed)
+    steps = [order.steps(train, epoch) for epoch in range(config.epochs)]
+    if not all(steps):
+        raise SystemExit(f"the {train.rows} training rows fill no batch of {config.batch_size} over "
+                         f"{order.streams} streams: lower --batch-size or --streams")
     model.to(place.device)
     trained = model
     if place.world > 1:
@@ -226,15 +215,19 @@ def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tenso
     if config.compile:
         trained = torch.compile(trained)
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay, config.lr))
-    generator = torch.Generator().manual_seed(config.seed)  # batch order and Symile's negatives, alike on every rank
+    generator = torch.Generator().manual_seed(config.seed)  # the models' own draws (Symile's negatives), alike on every rank
     autocast = _autocast(place, config.amp)
-    n = len(next(iter(train.values())))
-    steps_per_epoch = sum(1 for _ in _slices(n, config.batch_size, place))
-    scheduler = lr_scheduler(optimizer, config.lr_schedule, config.warmup, config.epochs * steps_per_epoch)
+    scheduler = lr_scheduler(optimizer, config.lr_schedule, config.warmup, sum(steps))
     state = {"epoch": -1, "best_epoch": -1, "best_val_loss": float("inf"), "seconds": 0.0, "log": [],
-             "step": 0, "steps": []}
+             "step": 0, "steps": [], "streams": order.streams, "within": _fresh_epoch()}
     if resume and (run_dir / STATE).is_file():
         state = _restore(run_dir, model, optimizer, scheduler, generator)
+        if "within" not in state:
+            raise SystemExit(f"{run_dir} holds a checkpoint of an older polymodal, which trained on whole splits; "
+                             "start the run again with --overwrite")
+        if state["streams"] != order.streams:
+            raise SystemExit(f"{run_dir} was trained over {state.get('streams')} streams and this command deals "
+                             f"{order.streams}; resume it with --streams {state.get('streams')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     reporters = [REPORTERS[name](run_dir, dataclasses.asdict(config), state["step"])
                  for name in logging.report_to] if place.main else []
@@ -242,12 +235,13 @@ def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tenso
     bar = progress_bar(range(state["epoch"] + 1, config.epochs), desc=f"train ({stage})" if stage else "train", unit="epoch",
                        shown=progress and place.main, initial=state["epoch"] + 1, total=config.epochs)
     for epoch in bar:
-        began, seen = time.perf_counter(), 0
-        window = (began, 0)  # when the current logging window began, and the rows seen before it
-        total = torch.zeros((), dtype=torch.float64, device=place.device)  # summed on the device: no sync per step
+        within = state["within"]  # how far a checkpoint within this epoch had got
+        began, seen, done = time.perf_counter(), within["rows"], within["batches"]
+        window = (began, seen)  # when the current logging window began, and the rows seen before it
+        total = torch.tensor(within["loss"], dtype=torch.float64, device=place.device)  # no sync per step
         trained.train()
-        epoch_train = {**train, **train_view(epoch, config.seed)} if train_view else train
-        for batch in batches(epoch_train, torch.randperm(n, generator=generator), config.batch_size, place):
+        for batch in epoch_batches(train, order, epoch, place.rank, place.world, workers, train_view, done):
+            batch = {m: x.to(place.device, non_blocking=True) for m, x in batch.items()}
             lr = optimizer.param_groups[0]["lr"]
             loss = batch_loss(trained, batch, generator, autocast)
             optimizer.zero_grad(set_to_none=True)
@@ -256,6 +250,7 @@ def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tenso
             scheduler.step()
             rows = len(next(iter(batch.values())))
             seen += rows
+            done += 1
             total += loss.detach().double() * rows
             state["step"] += 1
             if state["step"] % logging.every == 0:  # the only steps that wait for the device
@@ -269,14 +264,19 @@ def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tenso
                 state["steps"].append(record)
                 for reporter in reporters:
                     reporter.log({f"train/{k}": v for k, v in record.items() if k not in ("step", "time")}, state["step"])
+            if logging.checkpoint_every and state["step"] % logging.checkpoint_every == 0 and done < steps[epoch]:
+                state["within"] = {"batches": done, "rows": seen, "loss": total.item(),
+                                   "seconds": within["seconds"] + time.perf_counter() - began}
+                if place.main:
+                    _checkpoint(run_dir, model, optimizer, scheduler, generator, state, improved=False)
+        seconds = within["seconds"] + time.perf_counter() - began
         total = total.item()
-        seconds = time.perf_counter() - began
         val_loss = mean_loss(trained, val, config.batch_size, config.seed, place, autocast)
         state["seconds"] += seconds
         improved = val_loss < state["best_val_loss"]
         if improved:
             state.update(best_epoch=epoch, best_val_loss=val_loss)
-        state["epoch"] = epoch
+        state.update(epoch=epoch, within=_fresh_epoch())
         record = {"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
                   "samples_per_s": seen * place.world / seconds, "samples_per_s_per_device": seen / seconds}
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_loss:.3f}",
@@ -292,7 +292,13 @@ def _fit_stage(model, train: dict[str, torch.Tensor], val: dict[str, torch.Tenso
     if place.world > 1:
         dist.barrier()  # rank 0's best weights are on disk before anyone reads them
     load_model(model, str(run_dir / BEST), device=str(place.device))
-    return {"best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"], "train_seconds": state["seconds"]}
+    return {"best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"], "train_seconds": state["seconds"],
+            "streams": order.streams}
+
+
+def _fresh_epoch() -> dict:
+    """How far an epoch has got: batches and rows trained, their summed loss, seconds spent."""
+    return {"batches": 0, "rows": 0, "loss": 0.0, "seconds": 0.0}
 
 
 def _mean_over_ranks(loss: torch.Tensor, place: Placement) -> float:
@@ -307,10 +313,10 @@ def _checkpoint(run_dir: Path, model, optimizer, scheduler, generator: torch.Gen
                 improved: bool) -> None:
     """Weights first, then the state that names them, so a kill at any point resumes consistently.
 
-    A kill after best.safetensors but before the state re-runs that epoch, which
-    deterministically writes the same best weights again.
+    A kill after best.safetensors but before the state re-runs the epoch from the checkpoint before,
+    which deterministically writes the same best weights again.
     """
-    last = f"epoch-{state['epoch']:04d}.safetensors"
+    last = f"step-{state['step']:08d}.safetensors"
     save_model(model, str(run_dir / last))
     if improved:
         save_model(model, str(run_dir / BEST))
@@ -319,7 +325,7 @@ def _checkpoint(run_dir: Path, model, optimizer, scheduler, generator: torch.Gen
     state_bytes = io.BytesIO()
     torch.save(blob, state_bytes)
     write_atomic(run_dir / STATE, state_bytes.getvalue())
-    for old in run_dir.glob("epoch-*.safetensors"):
+    for old in run_dir.glob("step-*.safetensors"):
         if old.name != last:
             old.unlink()
     # The logs are rewritten from the state, so a resumed run never repeats or loses a line.

@@ -3,6 +3,7 @@ import sys
 import pytest
 
 from tests.helpers import ROOT  # noqa: F401  (the repository root)
+from tests.s3_server import s3_bucket, s3_endpoint  # noqa: F401  (a moto S3 server on loopback, for every layer)
 
 _SCREENSHOTS: list = []
 

@@ -1,7 +1,7 @@
 """A real S3 API on loopback for the tests: moto's server on 127.0.0.1, started and stopped by the session, and a
 fresh bucket per test with the environment that points s3fs at it (for this process and the commands it starts).
 
-Use it from a conftest: `from tests.s3_server import s3_bucket, s3_endpoint  # noqa: F401`.
+tests/conftest.py imports both fixtures for every test.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Symile-M3 training throughput on cached features, against the loader alone.
 
-The floor is the training loop's own loader (benchmarks.training.batches) over
-the same in-memory features, without the model; the ratio (train samples/s over
+The floor is the training loop's own loader (benchmarks.streaming.epoch_batches) over
+the same streamed features, without the model; the ratio (train samples/s over
 loader samples/s) says how much of the loop the model leaves to data handling. Features are cached first if needed.
 
     python benchmarks/perf/train_m3.py [--data DATA] [--model symile] [--steps 30]
@@ -22,15 +22,18 @@ import torch
 from polymodal.baselines.models import resolve_model
 from polymodal.benchmarks.data import load_manifest
 from polymodal.benchmarks.tasks import load_task
-from polymodal.benchmarks.training import Placement, _autocast, batch_loss, batches
+from polymodal.benchmarks.streaming import Order, Source, epoch_batches
+from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.benchmarks.training import Placement, _autocast, batch_loss
 
 
-def steps_of(data: dict[str, torch.Tensor], batch_size: int, steps: int, place: Placement):
-    """`steps` batches from the training loop's own loader, over as many shuffled epochs as that takes."""
-    n = len(next(iter(data.values())))
-    generator = torch.Generator().manual_seed(0)
-    epochs = iter(lambda: batches(data, torch.randperm(n, generator=generator), batch_size, place), None)
-    return itertools.islice(itertools.chain.from_iterable(epochs), steps)
+def steps_of(data: Source, batch_size: int, steps: int, place: Placement):
+    """`steps` batches from the training loop's own loader, over as many shuffled epochs as that takes, on the
+    device."""
+    order = Order(batch_size, 1, TrainConfig.shuffle_buffer, seed=0)
+    epochs = (epoch_batches(data, order, epoch) for epoch in itertools.count())
+    for batch in itertools.islice(itertools.chain.from_iterable(epochs), steps):
+        yield {m: x.to(place.device, non_blocking=True) for m, x in batch.items()}
 
 
 def rows(batch: dict[str, torch.Tensor]) -> int:
@@ -88,7 +91,7 @@ def main(argv=None) -> None:
     task = load_task("symile-m3")
     manifest = load_manifest(args.data)
     place = Placement.detect()
-    data = task.load_split(args.data, "train")
+    data = task.source(args.data, "train")
     model = resolve_model(args.model)(task.inputs(manifest), **task.model_config(args.model)).to(place.device)
     train_rate(model, data, args.batch_size, 3, place, args.amp)  # warm-up: allocator, kernels
     trained = train_rate(model, data, args.batch_size, args.steps, place, args.amp)

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable
 
 from torch import Tensor
 
-from polymodal.benchmarks.protocols.gap import embed
+from polymodal.benchmarks.protocols.gap import EVAL_BATCH
+from polymodal.benchmarks.streaming import Source, mean_embeddings
 
 
 def own_fill(model, present: dict[str, Tensor], target: str) -> Tensor | None:
@@ -60,6 +61,6 @@ def own_fallback(model, queries: dict[str, Tensor], dropped: str, means: dict[st
     return {**present, dropped: filled} if filled is not None else completed(model, present, [dropped], means)
 
 
-def train_means(model, train: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Each modality's mean train embedding: the fill of mean imputation."""
-    return {m: e.mean(0) for m, e in embed(model, train).items()}
+def train_means(model, train: Source) -> dict[str, Tensor]:
+    """Each modality's mean train embedding, streamed over the split: the fill of mean imputation."""
+    return mean_embeddings(model, train, EVAL_BATCH)

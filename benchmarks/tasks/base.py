@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from polymodal.leaderboard.declarations import Metric, Reference
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from polymodal.benchmarks.featurize import Featurizer
+    from polymodal.benchmarks.streaming import Source
 
 
 #: The log logit scale models start at on tasks whose encoders end in LayerNorm: a scale of 1, since their
@@ -35,6 +37,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's forward
     lr_schedule: str = "constant"  # a key of benchmarks.lr_schedules.SCHEDULES
     warmup: int = 0  # steps of linear learning-rate warm-up
+    streams: int = 0  # the training split's streams (benchmarks.streaming); 0: one per rank
+    shuffle_buffer: int = 10_000  # rows each stream shuffles among
 
 
 @dataclass
@@ -50,15 +54,16 @@ class Evaluation:
 class TrainView(Protocol):
     """A training split that a task's protocol redraws every epoch (VGG-sound+'s template captions).
 
-    ``view(epoch, seed)`` gives the tensors that replace the split's own for that epoch. It depends on the
-    epoch and the run's seed alone, never on the rank or on what ran before, so every DDP rank trains on the
-    same rows and a resumed run on those of an uninterrupted one.
+    ``view(arrays, epoch, seed, piece)`` gives the columns that replace a training piece's own (``piece``: its
+    place in the split's manifest order) in that epoch. It depends on those alone, never on the rank or on
+    what ran before, so every DDP rank trains on the same rows and a resumed run on those of an
+    uninterrupted one.
     """
 
     #: What is redrawn and how, in a line that run records and results state.
     rule: str
 
-    def __call__(self, epoch: int, seed: int) -> dict[str, "torch.Tensor"]: ...
+    def __call__(self, arrays: dict[str, "np.ndarray"], epoch: int, seed: int, piece: int) -> dict[str, "np.ndarray"]: ...
 
 
 class Task:
@@ -100,8 +105,13 @@ class Task:
         """Modality name -> input feature dimension, the `inputs` every model is built with."""
         raise NotImplementedError
 
-    def load_split(self, data_dir, split: str) -> dict[str, "torch.Tensor"]:
+    def source(self, data_dir, split: str) -> Source:
+        """The split as the models read it, streamed a shard at a time (benchmarks.streaming)."""
         raise NotImplementedError
+
+    def load_split(self, data_dir, split: str) -> dict[str, "torch.Tensor"]:
+        """The whole split in memory: for small splits and tests; training and scoring stream `source`."""
+        return self.source(data_dir, split).read_all()
 
     def train_view(self, data_dir, manifest: dict) -> TrainView | None:
         """The training split's per-epoch redraw where this task's protocol has one; None: the same rows every epoch."""
@@ -112,7 +122,7 @@ class Task:
         raise NotImplementedError
 
     def tiny_batch(self, n: int) -> dict[str, "torch.Tensor"]:
-        """n random rows shaped as `load_split`'s, of the widths `inputs(tiny_manifest())` gives."""
+        """n random rows shaped as `source`'s batches, of the widths `inputs(tiny_manifest())` gives."""
         raise NotImplementedError
 
     def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:

@@ -23,12 +23,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from polymodal.benchmarks.data import load_split_arrays
+from polymodal.benchmarks.data import shard_source
 from polymodal.benchmarks.protocols import robustness
 from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
 from polymodal.benchmarks.protocols.missing import absent_scoring, train_means
 from polymodal.benchmarks.protocols.retrieval import stable_topk, topk
 from polymodal.benchmarks.protocols.summary import hit_metric
+from polymodal.benchmarks.streaming import Source
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.builders.schema import XNOR_MODALITIES
 from polymodal.builders.xnor import (
@@ -103,9 +104,8 @@ class XnorTask(Task):
     def inputs(self, manifest: dict) -> dict[str, int]:
         return {m: manifest["config"]["dim"] for m in XNOR_MODALITIES}
 
-    def load_split(self, data_dir, split: str) -> dict[str, torch.Tensor]:
-        arrays = load_split_arrays(data_dir, split, list(XNOR_MODALITIES))
-        return {m: torch.from_numpy(v.copy()) for m, v in arrays.items()}  # the cached arrays are read-only
+    def source(self, data_dir, split: str) -> Source:
+        return shard_source(data_dir, split, list(XNOR_MODALITIES))
 
     def tiny_manifest(self) -> dict:
         return {"config": {"dim": 128}}
@@ -144,7 +144,7 @@ class XnorTask(Task):
             "bayes_bound_inbatch": float(np.concatenate([bayes_bound(seen, config, rows) for rows in batches]).mean()),
             "chance": 1.0 / n,
         }
-        means = train_means(model, self.load_split(data_dir, "train"))
+        means = train_means(model, self.source(data_dir, "train"))
         sweep = robustness.robustness_metrics(lambda q: torch.from_numpy(hits_of(q)), model, queries, means)
         metrics = {"acc1": hit_metric(hits), "acc1_inbatch": hit_metric(in_batch), **gap_evaluation([embeddings]),
                    **sweep}

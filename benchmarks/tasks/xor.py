@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-from polymodal.benchmarks.data import load_split_arrays
+from polymodal.benchmarks.data import shard_source
 from polymodal.benchmarks.protocols import robustness
-from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
+from polymodal.benchmarks.protocols.gap import EVAL_BATCH, GAP_METRICS, gap_evaluation
 from polymodal.benchmarks.protocols.missing import absent_scoring, train_means
+from polymodal.benchmarks.streaming import Source, embed_source
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.builders.xor import bayes_accuracy
 from polymodal.leaderboard.declarations import Metric, Reference
@@ -32,6 +33,10 @@ def all_bit_vectors(dim: int) -> np.ndarray:
 
 def bits_to_index(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.int64) << np.arange(bits.shape[1])).sum(axis=1)
+
+
+def as_float32(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {m: v.astype(np.float32) for m, v in arrays.items()}  # the shards hold bits as int8
 
 
 class XorTask(Task):
@@ -58,9 +63,8 @@ class XorTask(Task):
     def inputs(self, manifest: dict) -> dict[str, int]:
         return {m: manifest["config"]["dim"] for m in MODALITIES}
 
-    def load_split(self, data_dir, split: str) -> dict[str, torch.Tensor]:
-        arrays = load_split_arrays(data_dir, split, list(MODALITIES))
-        return {m: torch.from_numpy(v.astype(np.float32)) for m, v in arrays.items()}  # astype copies
+    def source(self, data_dir, split: str) -> Source:
+        return shard_source(data_dir, split, list(MODALITIES), as_float32)
 
     def tiny_manifest(self) -> dict:
         return {"config": {"dim": 5}}
@@ -87,9 +91,9 @@ class XorTask(Task):
         draws = sorted((s for s in manifest["splits"] if s.startswith("test_")), key=lambda s: int(s[5:]))
         accuracies, embedded, truths = [], [], []
         for split in draws:
-            data = self.load_split(data_dir, split)
-            embedded.append(embed(model, data))
-            truths.append(bits_to_index(data["b"].numpy()))
+            draw = self.source(data_dir, split)
+            embedded.append(embed_source(model, draw, EVAL_BATCH))
+            truths.append(bits_to_index(draw.column("b")))
             accuracies.append(float(hits({m: embedded[-1][m] for m in ("a", "c")}, truths[-1]).double().mean()))
         k = len(accuracies)
         stderr = float(stats.sem(accuracies)) if k > 1 else None
@@ -97,7 +101,7 @@ class XorTask(Task):
         # The sweep scores the draws pooled: every query against the same 2^d candidates.
         pooled = {m: torch.cat([e[m] for e in embedded]) for m in ("a", "c")}
         truth = np.concatenate(truths)
-        means = train_means(model, self.load_split(data_dir, "train"))
+        means = train_means(model, self.source(data_dir, "train"))
         metrics = {"acc1": acc1, **gap_evaluation(embedded),
                    **robustness.robustness_metrics(lambda q: hits(q, truth), model, pooled, means)}
         references = {"bayes_bound": bayes_accuracy(dim, manifest["config"]["p_hat"]), "chance": 2.0**-dim}

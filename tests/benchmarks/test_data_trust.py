@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from polymodal.benchmarks import data
+from polymodal.builders.core import storage
 from polymodal.builders.core.manifest import DatasetError, content_digest, verify
 from polymodal.builders.core.runner import build
 from polymodal.builders.xor import XorBuilder, XorConfig
@@ -95,10 +96,10 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.__name__)
 def test_a_damaged_dataset_is_refused_naming_the_shard(copy, fault):
-    assert data.load_split_arrays(copy, "train", ["a"])["a"].shape == (40, 5)  # a good copy reads
+    assert data.shard_source(copy, "train", ["a"]).read_all()["a"].shape == (40, 5)  # a good copy reads
     fault(copy)
     with pytest.raises(DatasetError) as refused:
-        data.load_split_arrays(copy, "train", ["a"])
+        data.shard_source(copy, "train", ["a"]).read_all()
     message = str(refused.value)
     assert FAULTS[fault] in message and ("xor-000009" if fault is add_an_extra_shard else SHARD) in message
 
@@ -118,7 +119,7 @@ def test_a_member_outside_the_shard_folder_is_refused_by_the_check_and_by_the_re
     data.skip_verification()
     try:
         with pytest.raises(DatasetError, match="not a plain sample key"):
-            data.load_split_arrays(copy, "train", ["a"])
+            data.shard_source(copy, "train", ["a"]).read_all()
     finally:
         data._checks["on"] = True
 
@@ -126,8 +127,8 @@ def test_a_member_outside_the_shard_folder_is_refused_by_the_check_and_by_the_re
 def test_a_passed_check_is_remembered_until_the_shard_changes(copy, monkeypatch):
     data.load_manifest(copy)
     hashed = []
-    real = verify.__globals__["sha256_file"]
-    monkeypatch.setitem(verify.__globals__, "sha256_file", lambda p: hashed.append(p) or real(p))
+    real = storage.sha256
+    monkeypatch.setattr(storage, "sha256", lambda p: hashed.append(p) or real(p))
     data._checked.cache_clear()
     data.load_manifest(copy)
     assert hashed == []  # sizes and mtimes unchanged: nothing re-hashed
@@ -142,6 +143,6 @@ def test_no_verify_reads_without_checking(copy):
     data.skip_verification()
     try:
         assert not data.verified()
-        assert data.load_split_arrays(copy, "train", ["a"])["a"].shape == (40, 5)
+        assert data.shard_source(copy, "train", ["a"]).read_all()["a"].shape == (40, 5)
     finally:
         data._checks["on"] = True

@@ -51,9 +51,11 @@ def _train(data, out, *extra, launcher=(sys.executable, "-m", "polymodal")):
 
 
 def test_torchrun_training_matches_single_process_training(xor_data, tmp_path):
-    subprocess.run(_train(xor_data, tmp_path / "one", "--epochs", "2"), check=True, cwd=ROOT, env=_env(),
-                   capture_output=True, timeout=300)
-    subprocess.run(_train(xor_data, tmp_path / "two", "--epochs", "2", launcher=(*TORCHRUN, "-m", "polymodal")),
+    # Two streams, one shard each: the single process runs both, each rank one.
+    subprocess.run(_train(xor_data, tmp_path / "one", "--epochs", "2", "--streams", "2"), check=True, cwd=ROOT,
+                   env=_env(), capture_output=True, timeout=300)
+    subprocess.run(_train(xor_data, tmp_path / "two", "--epochs", "2", "--streams", "2",
+                          launcher=(*TORCHRUN, "-m", "polymodal")),
                    check=True, cwd=ROOT, env=_env(), capture_output=True, timeout=300)
     one, two = load_file(tmp_path / "one" / "best.safetensors"), load_file(tmp_path / "two" / "best.safetensors")
     assert one.keys() == two.keys()
@@ -70,21 +72,24 @@ def test_a_validation_split_smaller_than_the_global_batch_counts_each_row_once(t
     build(XorBuilder(XorConfig(p_hat=1.0, train=800, val=150, test=100, test_draws=1, shard_size=400)), data, progress=False)
     logs = {}
     for name, launcher in {"one": (sys.executable, "-m", "polymodal"), "two": (*TORCHRUN, "-m", "polymodal")}.items():
-        subprocess.run(_train(data, tmp_path / name, "--epochs", "2", launcher=launcher), check=True, cwd=ROOT,
+        subprocess.run(_train(data, tmp_path / name, "--epochs", "2", "--streams", "2", launcher=launcher), check=True, cwd=ROOT,
                        env=_env(), capture_output=True, timeout=300)
         logs[name] = [json.loads(x)["val_loss"] for x in (tmp_path / name / "train_log.jsonl").read_text().splitlines()]
     assert len(logs["one"]) == len(logs["two"]) == 2
     assert logs["one"] == pytest.approx(logs["two"], rel=1e-5)
 
 
-def test_a_killed_run_resumes_to_the_same_weights_and_metrics(xor_data, tmp_path, run_cli):
-    epochs = ["--epochs", "40"]
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(xor_data, tmp_path, run_cli):
+    # 10 steps an epoch; a checkpoint every 3 steps, each rewriting the step lines (one a step): the kill
+    # follows step 24's, within epoch 2, unless the run reaches another first. The unit test of a kill at a
+    # known step is tests/benchmarks/test_streaming.py.
+    epochs = ["--epochs", "40", "--checkpoint-every", "3", "--log-every", "1"]
     subprocess.run(_train(xor_data, tmp_path / "whole", *epochs), check=True, cwd=ROOT, env=_env(), capture_output=True)
     killed = tmp_path / "killed"
-    log = killed / "train_log.jsonl"
-    sigkill_when(_train(xor_data, killed, *epochs), lambda: log.is_file() and len(log.read_text().splitlines()) >= 3,
+    log, steps = killed / "train_log.jsonl", killed / "train_steps.jsonl"
+    sigkill_when(_train(xor_data, killed, *epochs), lambda: steps.is_file() and len(steps.read_text().splitlines()) >= 24,
                  env=_env())
-    assert len(log.read_text().splitlines()) < 40
+    assert len(log.read_text().splitlines()) < 40  # two checkpoints in three are within an epoch
     subprocess.run(_train(xor_data, killed, *epochs, "--resume"), check=True, cwd=ROOT, env=_env(), capture_output=True)
 
     whole, resumed = load_file(tmp_path / "whole" / "best.safetensors"), load_file(killed / "best.safetensors")

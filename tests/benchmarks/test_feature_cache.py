@@ -1,15 +1,14 @@
-"""The feature cache: shards shuffled alike on every rank, split by rank and worker, joined in key order into\nthe same bytes whatever the split, and resumable at the shards a failed run lost."""
+"""The feature cache: shards shuffled alike on every rank, split by rank and worker, a file per shard and an
+index that are the same bytes whatever the split, and resumable at the shards a failed run lost."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
 
-from polymodal.benchmarks.feature_cache import cache_path, node_shards, read_cache
+from polymodal.benchmarks.feature_cache import cache_path, node_shards, piece_files, read_cache
 from polymodal.benchmarks.featurize import featurize
 from polymodal.benchmarks.tasks.symile_m3.featurizers import EmbeddedFeaturizer
 from polymodal.builders.core.runner import build
@@ -29,12 +28,18 @@ def m3(tmp_path_factory):
     return out
 
 
+def cache_bytes(index: Path) -> dict[str, bytes]:
+    """What a cached split is on disk: its index and each shard's file, by name."""
+    return {index.name: index.read_bytes(), **{f.name: f.read_bytes() for f, _ in piece_files(index)}}
+
+
 @pytest.fixture(scope="module")
 def whole(m3, tmp_path_factory):
     """The train split featurized in one process with no loader workers: the reference."""
     path = featurize(m3, "embedded", "train", out=tmp_path_factory.mktemp("features"))
-    assert len(load_file(path)["cls"]) == 64
-    return path.read_bytes()
+    assert len(read_cache(path)[0]["cls"]) == 64
+    assert [rows for _, rows in piece_files(path)] == [8] * 8  # a file per shard, never one joined file
+    return cache_bytes(path)
 
 
 SHARDS = [{"url": f"shard-{i:02d}.tar"} for i in range(12)]
@@ -58,8 +63,8 @@ def test_ranks_split_one_shuffled_order(monkeypatch, world):
 
 def test_workers_give_the_same_file_as_one_process(m3, whole, tmp_path):
     path = featurize(m3, "embedded", "train", out=tmp_path, workers=2, seed=3)
-    assert path.read_bytes() == whole
-    assert not path.with_suffix(".parts").exists() and not list(tmp_path.rglob("*.tmp"))
+    assert cache_bytes(path) == whole
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 class FailsAfter(EmbeddedFeaturizer):
@@ -80,11 +85,11 @@ def test_a_failed_run_resumes_at_the_shards_it_lost(m3, whole, tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         featurize(m3, "embedded", "train", out=tmp_path, featurizer=FailsAfter(budget=3))
     path = cache_path(m3, "embedded", "train", tmp_path)
-    assert not path.exists() and len(list(path.with_suffix(".parts").glob("*.safetensors"))) == 3
+    assert not path.exists() and len(list(path.with_suffix("").glob("*.safetensors"))) == 3
     again = FailsAfter()
     featurize(m3, "embedded", "train", out=tmp_path, featurizer=again)
     assert again.prepared == 5  # one batch per shard of 8, and only the lost shards
-    assert path.read_bytes() == whole
+    assert cache_bytes(path) == whole
 
 
 class DropsARow(EmbeddedFeaturizer):
@@ -107,10 +112,11 @@ def test_two_ranks_under_torchrun_give_the_same_file(m3, whole, tmp_path):
     assert proc.returncode == 0, proc.stderr
     paths = proc.stdout.split()  # rank 0 alone prints the three files
     assert paths == [str(cache_path(m3, "embedded", s, tmp_path)) for s in ("test", "train", "val")]
-    assert Path(paths[1]).read_bytes() == whole
+    assert cache_bytes(Path(paths[1])) == whole
 
 
-def test_a_cache_file_without_our_metadata_is_refused(tmp_path):
-    save_file({"cls": np.zeros(3, np.int64)}, str(tmp_path / "old.safetensors"), metadata={"info": "{}"})
-    with pytest.raises(SystemExit, match="older polymodal; delete it"):
-        read_cache(tmp_path / "old.safetensors")
+def test_a_damaged_index_is_one_line_naming_it(tmp_path):
+    index = tmp_path / "train.json"
+    index.write_bytes(b'{"pieces": [')
+    with pytest.raises(SystemExit, match=r"train.json is no feature-cache index .*delete it to recompute"):
+        read_cache(index)

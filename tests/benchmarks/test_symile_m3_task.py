@@ -255,12 +255,12 @@ def test_scorer_retrieves_among_all_test_images(m3, name):
 
 def test_missing_modalities_train_without_nan(m3_missing, tmp_path):
     task = load_task("symile-m3")
-    arrays = task.split_arrays(m3_missing, "train")
-    missing = arrays["missing"].astype(bool)
-    assert missing.any(axis=0).all() and not task.split_arrays(m3_missing, "test")["missing"].any()
+    features = task.features(m3_missing, "train")
+    missing = features.column("missing").astype(bool)
+    assert missing.any(axis=0).all() and not task.features(m3_missing, "test").column("missing").any()
     data = task.load_split(m3_missing, "train")
     gone = missing[:, 0]
-    assert torch.allclose(data["image"][gone, :-1], torch.from_numpy(arrays["image"][~gone].mean(0)).expand(int(gone.sum()), -1))
+    assert torch.allclose(data["image"][gone, :-1], torch.from_numpy(features.column("image")[~gone].mean(0)).expand(int(gone.sum()), -1))
     assert data["image"][:, -1].numpy().tolist() == gone.astype(float).tolist()
     assert (data["text"][missing[:, 2], 0] == 257).all() and (data["text"][missing[:, 2], 1:] == 0).all()
     record = train_run("symile-m3", "symile", m3_missing, tmp_path / "run", FAST, progress=False)

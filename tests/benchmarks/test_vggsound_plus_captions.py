@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from polymodal.baselines.models import MODELS
 from polymodal.benchmarks import training
 from polymodal.benchmarks.feature_cache import CACHE_ENV
 from polymodal.benchmarks.runs import RUN_FILE, evaluate_run, train_run
+from polymodal.benchmarks.streaming import Order
 from polymodal.benchmarks.tasks import load_task
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.benchmarks.tasks.vggsound_plus.featurizer import AudioVisualFeaturizer
@@ -31,10 +33,11 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 @pytest.fixture(scope="module")
 def data(clips, tmp_path_factory):  # noqa: F811
-    """The fixture clips built with template captions, their features cached in the module's own folder."""
+    """The fixture clips built with template captions in two train shards, their features cached in the module's
+    own folder."""
     out = tmp_path_factory.mktemp("vgg") / "data"
     build(VggSoundPlusBuilder(VggConfig(index=str(clips / "index.csv"), source=f"dir:{clips}", frame_size=32,
-                                        classes=tuple(CLASSES))), out, progress=False)
+                                        classes=tuple(CLASSES), shard_size=9)), out, progress=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CACHE_ENV, str(out.parent / "features"))  # the module's tests and commands share one cache
         yield out
@@ -47,19 +50,32 @@ def allowed_captions(cls: int) -> set[bytes]:
     return {encode(t.format(word.strip())).tobytes() for t in TEMPLATES for word in label.split(",")}
 
 
+def drawn(data, epoch: int, seed: int) -> np.ndarray:
+    """The epoch's training captions as the trainer draws them, piece by piece, in manifest order."""
+    task = load_task("vggsound-plus")
+    source, view = task.source(data, "train"), task.train_view(data, load_manifest(data))
+    return np.concatenate([view(source.load(i), epoch, seed, i)["text"] for i in range(len(source.pieces))])
+
+
+def rows(text) -> Counter:
+    """The captions of some rows, as a multiset: what an epoch trains on, whatever the order."""
+    return Counter(row.tobytes() for row in np.asarray(text).reshape(-1, 64))
+
+
 def test_training_captions_are_redrawn_each_epoch_from_the_label_s_synonyms_and_the_templates(data):
     task = load_task("vggsound-plus")
-    view = task.train_view(data, load_manifest(data))
-    classes = task.split_arrays(data, "train")["cls"]
-    epochs = [view(epoch, 0)["text"] for epoch in range(8)]
-    assert all(e.shape == (len(classes), 64) and e.dtype == torch.int64 for e in epochs)
+    source = task.source(data, "train")
+    assert len(source.pieces) == 2
+    classes = source.column("cls")
+    epochs = [drawn(data, epoch, 0) for epoch in range(8)]
+    assert all(e.shape == (len(classes), 64) and e.dtype == np.int64 for e in epochs)
     for text in epochs:
-        for row, cls in zip(text.numpy(), classes.tolist()):
+        for row, cls in zip(text, classes.tolist()):
             assert row.tobytes() in allowed_captions(cls)
     assert (epochs[0] != epochs[1]).any(1).sum() >= len(classes) // 2  # 80 templates: most clips change
-    assert torch.equal(view(1, 0)["text"], epochs[1]) and not torch.equal(view(1, 1)["text"], epochs[1])
+    assert np.array_equal(drawn(data, 1, 0), epochs[1]) and not np.array_equal(drawn(data, 1, 1), epochs[1])
     # Both synonyms of "bird chirping, tweeting" come up, and so do many templates.
-    decoded = {bytes((row[row > 0] - 1).tolist()).decode() for e in epochs for row in e.numpy()}
+    decoded = {bytes((row[row > 0] - 1).tolist()).decode() for e in epochs for row in e}
     assert any("bird chirping" in c for c in decoded) and any("tweeting" in c for c in decoded)
     assert len(decoded) > len(classes) * 4
 
@@ -71,22 +87,28 @@ def test_the_trainer_trains_on_each_epoch_s_draw_and_validates_on_the_built_capt
     manifest = load_manifest(data)
     view = task.train_view(data, manifest)
     trained, validated = [], []
-    batches, mean_loss = training.batches, training.mean_loss
-    monkeypatch.setattr(training, "batches", lambda rows, *a: trained.append(rows["text"]) or batches(rows, *a))
-    monkeypatch.setattr(training, "mean_loss", lambda m, rows, *a: validated.append(rows["text"]) or mean_loss(m, rows, *a))
+    epoch_batches, mean_loss = training.epoch_batches, training.mean_loss
+
+    def kept(*args):
+        batches = list(epoch_batches(*args))
+        trained.append(torch.cat([b["text"] for b in batches]))
+        yield from batches
+
+    monkeypatch.setattr(training, "epoch_batches", kept)
+    monkeypatch.setattr(training, "mean_loss", lambda m, val, *a: validated.append(val.column("text")) or mean_loss(m, val, *a))
     model = _clip(task, manifest)
-    training.fit(model, task.load_split(data, "train"), task.load_split(data, "val"), FAST, tmp_path,
+    training.fit(model, task.source(data, "train"), task.source(data, "val"), FAST, tmp_path,
                  progress=False, train_view=view)
-    assert len(trained) == FAST.epochs and not torch.equal(trained[0], trained[1])
-    for epoch, text in enumerate(trained):
-        assert torch.equal(text, view(epoch, FAST.seed)["text"])
-    built = task.split_arrays(data, "val")["text"]
-    assert all(np.array_equal(text.numpy(), built) for text in validated)
+    assert len(trained) == FAST.epochs and rows(trained[0]) != rows(trained[1])
+    for epoch, text in enumerate(trained):  # one stream: every row of the epoch's draw, once
+        assert rows(text) == rows(drawn(data, epoch, FAST.seed))
+    built = task.source(data, "val").column("text")
+    assert all(np.array_equal(text, built) for text in validated)
     # The built captions are those of the shards, encoded as the featurizer encodes them.
     shards = _built_captions(data)
     encode = AudioVisualFeaturizer().text
     assert sorted(encode(c).tobytes() for c in shards) == sorted(
-        row.tobytes() for split in ("train", "val") for row in task.split_arrays(data, split)["text"])
+        row.tobytes() for split in ("train", "val") for row in task.source(data, split).column("text"))
 
 
 def test_model_captions_are_not_redrawn(data):
@@ -125,19 +147,20 @@ def test_a_resumed_run_equals_an_uninterrupted_one_and_the_records_state_the_red
 
 def test_two_ranks_train_on_the_same_captions_as_one_process(data, tmp_path):
     """Under torchrun each rank trains on its part of every global batch: put together, the parts hold the
-    captions one process trains on, which are each epoch's draw."""
+    captions one process trains on at as many streams, which come from each epoch's draw."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     worker = str(ROOT / "tests" / "benchmarks" / "vgg_caption_worker.py")
     for name, launcher in {"one": [sys.executable], "two": TORCHRUN}.items():
         subprocess.run([*launcher, worker, str(data), str(tmp_path / name), str(tmp_path / f"{name}.safetensors")],
                        check=True, cwd=ROOT, env=env, capture_output=True, timeout=300)
     one, two = (load_file(tmp_path / f"{name}.safetensors")["text"] for name in ("one", "two"))
-    assert one.shape == two.shape == (2 * 7, 2, 64) and torch.equal(one, two)
-    view = load_task("vggsound-plus").train_view(data, load_manifest(data))
-    rows = lambda text: sorted(row.numpy().tobytes() for row in text.reshape(-1, 64))
-    for epoch, steps in enumerate(one.split(7)):  # the epoch's clips in the trainer's order: its draw, reordered
-        assert rows(steps) == rows(view(epoch, 3)["text"])
-    assert rows(one[:7]) != rows(one[7:])
+    order = Order(batch_size=2, streams=2, buffer=FAST.shuffle_buffer, seed=3)  # the worker's
+    steps = [order.steps(load_task("vggsound-plus").source(data, "train"), epoch) for epoch in range(2)]
+    assert one.shape == two.shape == (sum(steps), 2, 64) and torch.equal(one, two)
+    epochs = one.split(steps)
+    for epoch, text in enumerate(epochs):  # each stream's rows up to the shortest one's: part of the epoch's draw
+        assert not rows(text) - rows(drawn(data, epoch, 3)) and text.shape[0] >= 6
+    assert rows(epochs[0]) != rows(epochs[1])
 
 
 def _clip(task, manifest):

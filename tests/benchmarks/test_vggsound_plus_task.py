@@ -162,11 +162,11 @@ def test_features_have_the_layout_and_are_cached(data, monkeypatch):
 def test_validation_is_a_fixed_part_of_train(data):
     task = load_task("vggsound-plus")
     built = av_features_of(data, "train")
-    train, val = task.split_arrays(data, "train"), task.split_arrays(data, "val")
-    assert len(val["cls"]) == MIN_VAL and len(train["cls"]) + len(val["cls"]) == 18
-    assert not set(train["clip_hash"].tolist()) & set(val["clip_hash"].tolist())
+    train, val = (task.source(data, split).column("clip_hash") for split in ("train", "val"))
+    assert len(val) == MIN_VAL and len(train) + len(val) == 18
+    assert not set(train.tolist()) & set(val.tolist())
     order = np.random.default_rng(0).permutation(18)  # the same clips, whatever their order
-    assert set(built["clip_hash"][order][validation_mask(built["clip_hash"][order])]) == set(val["clip_hash"])
+    assert set(built["clip_hash"][order][validation_mask(built["clip_hash"][order])]) == set(val)
     assert validation_mask(np.arange(1000)).sum() == 1000 * VAL_FRACTION
     assert validation_mask(np.array([5, 1, 3])).tolist() == [False, True, False]  # never more than half
     shapes = {m: v.shape[1:] for m, v in task.load_split(data, "val").items()}
@@ -207,7 +207,7 @@ def test_zeroshot_accuracy_is_the_argmax_over_class_prompts(data):
     test = task.load_split(data, "test")
     order = sorted(CLASSES, key=class_index().get)  # the task's candidates, by VGGSound class index
     truth = torch.tensor([order.index(name) for name in map({class_index()[n]: n for n in CLASSES}.get,
-                                                                task.split_arrays(data, "test")["cls"].tolist())])
+                                                                task.source(data, "test").column("cls").tolist())])
     text = av_features.AudioVisualFeaturizer().text
     for metric, prompt in (("zeroshot", "a scene where one sees and hears {}"), ("label", "this is a photo and sound of {}")):
         with torch.no_grad():

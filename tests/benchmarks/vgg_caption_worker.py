@@ -18,22 +18,23 @@ from polymodal.benchmarks import training
 from polymodal.benchmarks.runs import train_run
 from polymodal.benchmarks.tasks import load_task
 
-EPOCHS, BATCH, SEED = 2, 2, 3  # 14 train clips in global batches of 2: no batch is dropped under DDP
+EPOCHS, BATCH, SEED, STREAMS = 2, 2, 3, 2  # two streams, whether one process or two ranks run them
 
 
 def main(data: str, run_dir: str, out: str) -> None:
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
         dist.init_process_group("gloo")
     steps = []
-    batches = training.batches
+    epoch_batches = training.epoch_batches
 
-    def kept(rows, order, batch_size, place):
-        for batch in batches(rows, order, batch_size, place):
+    def kept(*args):
+        for batch in epoch_batches(*args):
             steps.append(batch["text"].clone())
             yield batch
 
-    training.batches = kept
-    config = dataclasses.replace(load_task("vggsound-plus").train_defaults, epochs=EPOCHS, batch_size=BATCH, seed=SEED)
+    training.epoch_batches = kept
+    config = dataclasses.replace(load_task("vggsound-plus").train_defaults, epochs=EPOCHS, batch_size=BATCH, seed=SEED,
+                                 streams=STREAMS)
     train_run("vggsound-plus", "clip", Path(data), Path(run_dir), config, progress=False)
     text = torch.stack(steps)  # (steps, this rank's rows, 64)
     if dist.is_initialized():

@@ -11,7 +11,6 @@ from polymodal.builders.symile_m3.speech import CACHE_ENV
 from polymodal.builders.vggsound_plus.builder import VggConfig, VggSoundPlusBuilder
 from polymodal.builders.xnor import XnorBuilder, XnorConfig
 from polymodal.builders.xor import XorBuilder, XorConfig
-from tests.s3_server import s3_bucket, s3_endpoint  # noqa: F401  (fixtures of the object-storage tests)
 
 
 @pytest.fixture(scope="session")

@@ -22,15 +22,15 @@ import io
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 
 from polymodal.baselines.layouts import EMBEDDED, EmbeddedLayout
-from polymodal.benchmarks.data import load_manifest, plain_key
+from polymodal.benchmarks.data import load_manifest, shard_samples
 from polymodal.benchmarks.feature_cache import RawSample
 from polymodal.benchmarks.featurize import Featurizer
 from polymodal.benchmarks.preprocess import byte_ids, log_mel
+from polymodal.builders.core import storage
 from polymodal.builders.schema import SAMPLE_RATE, TEXT
 
 MODALITIES = ("image", "audio", "text")
@@ -41,11 +41,9 @@ PAPER_TEXT_MAX = 512
 
 def dataset_texts(data_dir) -> Iterator[str]:
     """Every text of every split of the dataset at ``data_dir``, in manifest order (missing texts are empty)."""
-    import webdataset as wds
-
-    urls = [str(Path(data_dir) / shard["path"]) for shard in load_manifest(data_dir)["shards"]]
-    for sample in map(plain_key, wds.tarfile_to_samples()(iter({"url": url} for url in urls))):
-        yield sample[TEXT].decode()
+    for shard in load_manifest(data_dir)["shards"]:
+        for sample in shard_samples(storage.join(data_dir, shard["path"])):
+            yield sample[TEXT].decode()
 
 
 def longest_text(texts: Iterable[str], tokenizer, batch: int = 1024) -> int:

@@ -17,6 +17,7 @@ text is one [MISSING] token (see polymodal.baselines.encoders.m3).
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import ClassVar
 
 import numpy as np
@@ -24,11 +25,13 @@ import torch
 from scipy import stats
 
 from polymodal.baselines.layouts import EMBEDDED
-from polymodal.benchmarks.featurize import load_features
+from polymodal.benchmarks.data import load_manifest
+from polymodal.benchmarks.featurize import feature_source
 from polymodal.benchmarks.protocols import robustness
-from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
+from polymodal.benchmarks.protocols.gap import EVAL_BATCH, GAP_METRICS, gap_evaluation
 from polymodal.benchmarks.protocols.missing import absent_scoring, train_means
 from polymodal.benchmarks.protocols.retrieval import topk
+from polymodal.benchmarks.streaming import Source, embed_source
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.symile_m3.featurizers import (
     MODALITIES,
@@ -57,20 +60,32 @@ def feature_encoder(manifest: dict) -> str:
     return FEATURES_BY_IMAGES.get(manifest["config"]["images"].partition(":")[0], "paper")
 
 
-def with_missing(features: np.ndarray, missing: np.ndarray) -> torch.Tensor:
-    """Missing rows become the split mean of the present rows; the flag goes last, for the encoder to embed."""
+def with_missing(features: np.ndarray, missing: np.ndarray, fill: np.ndarray | None) -> np.ndarray:
+    """Missing rows become `fill` (the split mean of the present rows); the flag goes last, for the encoder to embed."""
     features = features.astype(np.float32)  # copies
-    present = ~missing
-    if missing.any() and present.any():
-        features[missing] = features[present].mean(0)
-    return torch.from_numpy(np.concatenate([features, missing[:, None].astype(np.float32)], axis=1))
+    if missing.any() and fill is not None:
+        features[missing] = fill
+    return np.concatenate([features, missing[:, None].astype(np.float32)], axis=1)
 
 
-def model_inputs(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """A split's cached features as the model reads them: flagged image and audio rows, text ids."""
+def present_means(features: Source) -> dict[str, np.ndarray | None]:
+    """Per flagged modality, the mean of a split's present rows (None where none is), streamed over its pieces."""
+    sums, counts = {}, {}
+    for i in range(len(features.pieces)):
+        arrays = features.load(i)
+        present = ~arrays["missing"].astype(bool)
+        for k, m in enumerate(MODALITIES[:2]):
+            sums[m] = sums.get(m, 0.0) + arrays[m][present[:, k]].sum(0, dtype=np.float64)
+            counts[m] = counts.get(m, 0) + int(present[:, k].sum())
+    return {m: (sums[m] / counts[m]).astype(np.float32) if counts.get(m) else None for m in MODALITIES[:2]}
+
+
+def model_inputs(arrays: dict[str, np.ndarray], fills: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+    """A piece of cached features as the model reads them: flagged image and audio rows, text ids; the other
+    columns (the class) pass through."""
     missing = arrays["missing"].astype(bool)
-    data = {m: with_missing(arrays[m], missing[:, i]) for i, m in enumerate(MODALITIES[:2])}
-    data["text"] = torch.from_numpy(arrays["text"].astype(np.int64))
+    data = {**arrays, **{m: with_missing(arrays[m], missing[:, i], fills[m]) for i, m in enumerate(MODALITIES[:2])}}
+    data["text"] = arrays["text"].astype(np.int64)
     return data
 
 
@@ -123,14 +138,16 @@ class SymileM3Task(Task):
     def inputs(self, manifest: dict) -> dict[str, int]:
         return dict(INPUTS[feature_encoder(manifest)])
 
-    def split_arrays(self, data_dir, split: str) -> dict[str, np.ndarray]:
-        from polymodal.benchmarks.data import load_manifest
+    def features(self, data_dir, split: str) -> Source:
+        """The split's cached features, every column, streamed a shard at a time."""
+        return feature_source(data_dir, feature_encoder(load_manifest(data_dir)), split)
 
-        arrays, _ = load_features(data_dir, feature_encoder(load_manifest(data_dir)), split)
-        return arrays
-
-    def load_split(self, data_dir, split: str) -> dict[str, torch.Tensor]:
-        return model_inputs(self.split_arrays(data_dir, split))
+    def source(self, data_dir, split: str) -> Source:
+        features = self.features(data_dir, split)
+        # Missing rows take their split's mean: one pass over the split first, where any may be missing.
+        none = dict.fromkeys(MODALITIES[:2])
+        fills = present_means(features) if load_manifest(data_dir)["config"]["missing_p"] else none
+        return features.mapped(functools.partial(model_inputs, fills=fills), MODALITIES)
 
     def tiny_manifest(self) -> dict:
         return {"config": {"images": "digits"}}
@@ -151,9 +168,9 @@ class SymileM3Task(Task):
         return label + (f" p={config['missing_p']:g}" if config["missing_p"] else "")
 
     def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:
-        arrays = self.split_arrays(data_dir, "test")  # read once: the inputs and the classes
-        embeddings = embed(model, model_inputs(arrays))  # encoded once: for retrieval and the gap measures
-        cls = arrays["cls"]
+        test = self.source(data_dir, "test")
+        embeddings = embed_source(model, test, EVAL_BATCH)  # encoded once: for retrieval and the gap measures
+        cls = test.column("cls")
         queries = {m: embeddings[m] for m in QUERIES}
 
         def hits_of(queries: dict[str, torch.Tensor]) -> np.ndarray:
@@ -168,7 +185,7 @@ class SymileM3Task(Task):
             "acc1_ci95_high": {"value": high, "n": n},
             **gap_evaluation([embeddings]),
             **robustness.robustness_metrics(lambda q: torch.from_numpy(hits_of(q)), model, queries, train_means(
-                model, self.load_split(data_dir, "train"))),
+                model, self.source(data_dir, "train"))),
         }
         references = {"pairwise_bound": 1.0 / len(manifest["config"]["languages"]),
                       "chance": 1.0 / manifest["info"]["classes_used"]}

@@ -10,37 +10,37 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from polymodal.builders.vggsound_plus import TEMPLATES, class_index, synonyms
 
 
 class TemplateRedraw:
-    """The train split's text for each epoch: per clip, a template of TEMPLATES and a synonym of its label.
+    """A training piece's text for each epoch: per clip, a template of TEMPLATES and a synonym of its label.
 
-    The draws of an epoch come from numpy's default_rng([seed, epoch]), clip by clip in the split's order, so
-    they depend on the run's seed, the epoch and the clip's place alone: the same on every rank and on resume.
+    The draws come from numpy's default_rng([seed, epoch, piece]), clip by clip in the piece's order, so they
+    depend on the run's seed, the epoch and the clip's place alone: the same on every rank and on resume.
     """
 
     rule = ("text: every training epoch, each clip's caption is drawn afresh, a template of "
             "builders/vggsound_plus/captioners.TEMPLATES filled with a synonym of its label, from "
-            "numpy.random.default_rng([seed, epoch]); validation and test keep the built captions")
+            "numpy.random.default_rng([seed, epoch, shard]); validation and test keep the built captions")
 
-    def __init__(self, classes: np.ndarray, encode: Callable[[str], np.ndarray]):
-        """`classes`: the VGGSound class index of each training clip, in the split's order; `encode`: caption ->
-        token ids, as the featurizer wrote the built captions."""
-        labels, self._label = np.unique(np.asarray(classes, np.int64), return_inverse=True)
-        self._label = self._label.reshape(-1)
-        names = {index: name for name, index in class_index().items()}
-        self._words = [synonyms(names[int(c)]) for c in labels]
-        self._counts = np.array([len(words) for words in self._words], np.int64)
+    def __init__(self, encode: Callable[[str], np.ndarray]):
+        """`encode`: caption -> token ids, as the featurizer wrote the built captions."""
+        self._names = {index: name for name, index in class_index().items()}
         self._encode = encode
 
-    def __call__(self, epoch: int, seed: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([seed, epoch])
-        template = rng.integers(len(TEMPLATES), size=len(self._label))
-        synonym = rng.integers(self._counts[self._label])  # below each clip's own count of synonyms
+    def __call__(self, arrays: dict[str, np.ndarray], epoch: int, seed: int, piece: int) -> dict[str, np.ndarray]:
+        if not len(arrays["cls"]):
+            return {}
+        labels, label = np.unique(np.asarray(arrays["cls"], np.int64), return_inverse=True)
+        label = label.reshape(-1)
+        words = [synonyms(self._names[int(c)]) for c in labels]
+        counts = np.array([len(w) for w in words], np.int64)
+        rng = np.random.default_rng([seed, epoch, piece])
+        template = rng.integers(len(TEMPLATES), size=len(label))
+        synonym = rng.integers(counts[label])  # below each clip's own count of synonyms
         # Each distinct caption is encoded once: a few hundred labels meet 80 templates, however many clips.
-        drawn, inverse = np.unique(np.stack([self._label, synonym, template], 1), axis=0, return_inverse=True)
-        ids = np.stack([self._encode(TEMPLATES[t].format(self._words[label][s])) for label, s, t in drawn])
-        return {"text": torch.from_numpy(ids[inverse.reshape(-1)])}
+        drawn, inverse = np.unique(np.stack([label, synonym, template], 1), axis=0, return_inverse=True)
+        ids = np.stack([self._encode(TEMPLATES[t].format(words[c][s])) for c, s, t in drawn])
+        return {"text": ids[inverse.reshape(-1)]}

@@ -57,12 +57,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from polymodal.baselines.layouts import AUDIO_VISUAL
-from polymodal.benchmarks.featurize import load_features
+from polymodal.benchmarks.featurize import feature_source
 from polymodal.benchmarks.protocols import missing
-from polymodal.benchmarks.protocols.gap import GAP_METRICS, embed, gap_evaluation
+from polymodal.benchmarks.protocols.gap import EVAL_BATCH, GAP_METRICS, gap_evaluation
 from polymodal.benchmarks.protocols.missing import FILLS, absent_scoring, own_fill, train_means
 from polymodal.benchmarks.protocols.retrieval import recall_at, target_ranks
 from polymodal.benchmarks.protocols.summary import hit_metric, mean_metric
+from polymodal.benchmarks.streaming import Source, embed_source
 from polymodal.benchmarks.tasks.base import Evaluation, Task, TrainConfig
 from polymodal.benchmarks.tasks.vggsound_plus.captions import TemplateRedraw
 from polymodal.benchmarks.tasks.vggsound_plus.featurizer import ENCODER, AudioVisualFeaturizer
@@ -90,6 +91,10 @@ LABEL = {
 PROMPTED = {"zeroshot": ZEROSHOT, "label": LABEL}
 #: task split -> (built split, whether it is the validation part of it; None: the whole split)
 SPLITS = {"train": ("train", False), "val": ("train", True), "test": ("test", None)}
+
+
+def _as_is(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return arrays  # the featurizer wrote the model's inputs
 
 
 def validation_mask(clip_hash: np.ndarray) -> np.ndarray:
@@ -172,26 +177,22 @@ class VggSoundPlusTask(Task):
     def inputs(self, manifest: dict) -> dict[str, int]:
         return AUDIO_VISUAL.inputs()
 
-    def split_arrays(self, data_dir, split: str) -> dict[str, np.ndarray]:
+    def source(self, data_dir, split: str) -> Source:
         if split not in SPLITS:
             raise KeyError(f"{self.name} has splits {sorted(SPLITS)}, not {split!r}")
         built, validation = SPLITS[split]
-        arrays, _ = load_features(data_dir, ENCODER, built, featurizer=AudioVisualFeaturizer())
+        features = feature_source(data_dir, ENCODER, built, featurizer=AudioVisualFeaturizer()).mapped(_as_is, MODALITIES)
         if validation is None:
-            return arrays
-        if len(arrays["cls"]) < 2:
-            raise SystemExit(f"{data_dir} has {len(arrays['cls'])} train clips; training and validation need at least 2")
-        keep = validation_mask(arrays["clip_hash"]) == validation
-        return {k: v[keep] for k, v in arrays.items()}
-
-    def load_split(self, data_dir, split: str) -> dict[str, Tensor]:
-        arrays = self.split_arrays(data_dir, split)
-        return {m: torch.from_numpy(arrays[m]) for m in MODALITIES}
+            return features
+        hashes = features.column("clip_hash")
+        if len(hashes) < 2:
+            raise SystemExit(f"{data_dir} has {len(hashes)} train clips; training and validation need at least 2")
+        return features.where(validation_mask(hashes) == validation)
 
     def train_view(self, data_dir, manifest: dict) -> TemplateRedraw | None:
         if not fills_templates(manifest["config"]["captioner"]):
             return None  # a model's caption describes its clip's frame: there is nothing to redraw it from
-        return TemplateRedraw(self.split_arrays(data_dir, "train")["cls"], AudioVisualFeaturizer().text)
+        return TemplateRedraw(AudioVisualFeaturizer().text)
 
     def tiny_manifest(self) -> dict:
         return {}
@@ -212,14 +213,14 @@ class VggSoundPlusTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model, data_dir, manifest: dict) -> Evaluation:
-        test = self.split_arrays(data_dir, "test")
-        if not len(test["cls"]):
+        test = self.source(data_dir, "test")
+        if not test.rows:
             raise SystemExit(f"{data_dir} has no test clips to score")
-        emb = embed(model, {m: torch.from_numpy(test[m]) for m in MODALITIES})
-        means = train_means(model, self.load_split(data_dir, "train"))
+        emb = embed_source(model, test, EVAL_BATCH)
+        means = train_means(model, self.source(data_dir, "train"))
         classes = class_names(manifest)
         position = {c: i for i, c in enumerate(classes)}
-        labels = torch.tensor([position[c] for c in test["cls"].tolist()])
+        labels = torch.tensor([position[c] for c in test.column("cls").tolist()])
         metrics = {
             **zeroshot_all(model, emb, means, class_prompts(model, classes.values()), labels),
             **retrieval_all(model, emb, means),
