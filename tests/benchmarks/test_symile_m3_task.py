@@ -61,7 +61,7 @@ class Refuses(Featurizer):
 
 def test_featurize_caches_once_and_reuses(m3, tmp_path, run_cli):
     paths = featurize_all(m3, "embedded", out=tmp_path)
-    assert [p.name for p in paths] == ["test.safetensors", "train.safetensors", "val.safetensors"]
+    assert [p.name for p in paths] == ["test.json", "train.json", "val.json"]  # the indexes
     assert paths[0] == cache_path(m3, "embedded", "test", tmp_path) and paths[0].parent.parent.parent == tmp_path
     stamps = [p.stat().st_mtime_ns for p in paths]
     assert featurize_all(m3, "embedded", out=tmp_path, featurizer=Refuses()) == paths
