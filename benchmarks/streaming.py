@@ -140,17 +140,10 @@ def _concat(parts: list[Arrays]) -> Arrays:
 
 
 def _gather(parts: list[Arrays], index: np.ndarray) -> Arrays:
-    """Rows `index` of the parts' concatenation, without making it: a cut's rows copied once, from each part."""
-    ends = np.cumsum([_length(p) for p in parts])
-    which = np.searchsorted(ends, index, side="right")
-    template = next(p for p in parts if _length(p))  # an empty shard's arrays may lack the row shape
-    out = {k: np.empty((len(index), *v.shape[1:]), v.dtype) for k, v in template.items()}
-    for i in np.unique(which):
-        rows = np.flatnonzero(which == i)
-        local = index[rows] - (ends[i] - _length(parts[i]))
-        for k, v in out.items():
-            v[rows] = parts[i][k][local]
-    return out
+    """Rows `index` of the parts' concatenation: one copy to join them, one gather by torch (which uses every
+    thread, as indexing a tensor in memory does)."""
+    joined, at = _concat(parts), torch.from_numpy(index)
+    return {k: torch.from_numpy(v).index_select(0, at).numpy() for k, v in joined.items()}
 
 
 def _length(arrays: Arrays) -> int:
@@ -203,12 +196,13 @@ def _cuts(pieces: Iterator[Arrays], size: int, buffer: int, rng: np.random.Gener
         rows += _length(arrays)
         if rows >= 2 * buffer and rows:
             perm = rng.permutation(rows)
+            held = [_concat(held)]  # joined once: each cut then gathers from one array
             leaving.append((held, perm[: rows - buffer]))
             waiting += rows - buffer
             held, rows = [_gather(held, perm[rows - buffer:])], buffer
             yield from ready(final=False)
     if rows:
-        leaving.append((held, rng.permutation(rows)))
+        leaving.append(([_concat(held)], rng.permutation(rows)))
         waiting += rows
     yield from ready(final=True)
 
