@@ -139,11 +139,10 @@ def _concat(parts: list[Arrays]) -> Arrays:
     return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _gather(parts: list[Arrays], index: np.ndarray) -> Arrays:
-    """Rows `index` of the parts' concatenation: one copy to join them, one gather by torch (which uses every
-    thread, as indexing a tensor in memory does)."""
-    joined, at = _concat(parts), torch.from_numpy(index)
-    return {k: torch.from_numpy(v).index_select(0, at).numpy() for k, v in joined.items()}
+def _gather(arrays: Arrays, index: np.ndarray) -> Arrays:
+    """Rows `index` of `arrays`, gathered by torch, which uses every thread as indexing a tensor in memory does."""
+    at = torch.from_numpy(index)
+    return {k: torch.from_numpy(v).index_select(0, at).numpy() for k, v in arrays.items()}
 
 
 def _length(arrays: Arrays) -> int:
@@ -175,7 +174,7 @@ def _as_is(item):
 def _cuts(pieces: Iterator[Arrays], size: int, buffer: int, rng: np.random.Generator) -> Iterator[Arrays]:
     """A stream's rows through its shuffle buffer, in cuts of `size` rows, the last one partial."""
     held, rows = [], 0
-    leaving: deque[tuple[list[Arrays], np.ndarray]] = deque()  # rows that have left the buffer: (parts, places)
+    leaving: deque[tuple[Arrays, np.ndarray]] = deque()  # rows that have left the buffer: (joined rows, places)
     waiting = 0
 
     def ready(final: bool):
@@ -183,11 +182,11 @@ def _cuts(pieces: Iterator[Arrays], size: int, buffer: int, rng: np.random.Gener
         while waiting >= size or (final and waiting):
             n, cut = min(size, waiting), []
             while n > sum(map(_length, cut)):
-                parts, places = leaving.popleft()
+                joined, places = leaving.popleft()
                 take = min(len(places), n - sum(map(_length, cut)))
-                cut.append(_gather(parts, places[:take]))
+                cut.append(_gather(joined, places[:take]))
                 if take < len(places):
-                    leaving.appendleft((parts, places[take:]))
+                    leaving.appendleft((joined, places[take:]))
             yield _concat(cut)
             waiting -= n
 
@@ -195,14 +194,13 @@ def _cuts(pieces: Iterator[Arrays], size: int, buffer: int, rng: np.random.Gener
         held.append(arrays)
         rows += _length(arrays)
         if rows >= 2 * buffer and rows:
-            perm = rng.permutation(rows)
-            held = [_concat(held)]  # joined once: each cut then gathers from one array
-            leaving.append((held, perm[: rows - buffer]))
+            perm, joined = rng.permutation(rows), _concat(held)  # joined once: each cut gathers from it
+            leaving.append((joined, perm[: rows - buffer]))
             waiting += rows - buffer
-            held, rows = [_gather(held, perm[rows - buffer:])], buffer
+            held, rows = [_gather(joined, perm[rows - buffer:])], buffer
             yield from ready(final=False)
     if rows:
-        leaving.append(([_concat(held)], rng.permutation(rows)))
+        leaving.append((_concat(held), rng.permutation(rows)))
         waiting += rows
     yield from ready(final=True)
 
