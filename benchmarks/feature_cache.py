@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from polymodal.benchmarks.data import load_manifest, shard_samples, split_urls
+from polymodal.benchmarks.data import load_manifest, shard_samples
 from polymodal.builders import schema
+from polymodal.builders.core import storage
 from polymodal.builders.core.tarshards import write_atomic
 
 if TYPE_CHECKING:
@@ -149,8 +150,8 @@ def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[
     featurizer = make_featurizer()
     manifest = load_manifest(data_dir)
     folder = path.with_suffix("")
-    urls = split_urls(data_dir, split)  # full URLs for a dataset on an object store
-    shards = [{**s, "url": url} for s, url in zip((s for s in manifest["shards"] if s["split"] == split), urls)]
+    # Full URLs for a dataset on an object store.
+    shards = [{**s, "url": str(storage.join(data_dir, s["path"]))} for s in manifest["shards"] if s["split"] == split]
     _featurize_shards(shards, split, folder, featurizer, workers=workers, seed=seed, progress=progress)
     distributed = dist.is_available() and dist.is_initialized()
     if distributed:

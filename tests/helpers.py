@@ -21,6 +21,19 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def killed_on_call(n: int, real: Callable) -> Callable:
+    """`real`, except that its n-th call raises KeyboardInterrupt, as a job killed at that point would stop."""
+    calls = {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    return dies
+
+
 def sigkill_when(cmd: list[str], ready: Callable[[], bool], env: dict | None = None, timeout: float = 120) -> None:
     """Start `cmd` (no shell) and SIGKILL it as soon as `ready()` holds; fail if it ends first."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)

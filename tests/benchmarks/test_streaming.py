@@ -13,6 +13,7 @@ from polymodal.benchmarks import training
 from polymodal.benchmarks.streaming import Order, Source, embed_source, epoch_batches, mean_embeddings, ordered_batches
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.benchmarks.training import Logging, fit
+from tests.helpers import killed_on_call
 
 INPUTS = {"a": 4, "b": 4, "c": 4}
 
@@ -130,16 +131,8 @@ def _fit(run_dir, resume=False, **logging):
 
 def test_a_run_killed_mid_epoch_resumes_from_the_batch_it_reached(tmp_path, monkeypatch):
     whole = _fit(tmp_path / "whole", checkpoint_every=0)
-    steps = {"n": 0}
     real = training.batch_loss
-
-    def dies_at_step_20(*args, **kwargs):  # epoch 1 has 13 batches: step 20 is within it
-        steps["n"] += 1
-        if steps["n"] == 20:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "batch_loss", dies_at_step_20)
+    monkeypatch.setattr(training, "batch_loss", killed_on_call(20, real))  # epoch 1 has 13 batches: 20 is within it
     with pytest.raises(KeyboardInterrupt):
         _fit(tmp_path / "cut", checkpoint_every=4)
     monkeypatch.setattr(training, "batch_loss", real)

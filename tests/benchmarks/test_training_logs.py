@@ -12,6 +12,7 @@ from polymodal.benchmarks import training
 from polymodal.benchmarks.lr_schedules import SCHEDULES
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.benchmarks.training import Logging, fit
+from tests.helpers import killed_on_call
 
 INPUTS = {"a": 4, "b": 4, "c": 4}
 
@@ -77,16 +78,8 @@ def test_a_model_s_named_loss_terms_are_logged(tmp_path):
 
 def test_a_run_killed_mid_schedule_resumes_to_the_same_weights_and_logs(tmp_path, monkeypatch):
     _fit(tmp_path / "whole", CONFIG)
-    calls = {"n": 0}
     real = training.mean_loss
-
-    def dies_in_epoch_three(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "mean_loss", dies_in_epoch_three)
+    monkeypatch.setattr(training, "mean_loss", killed_on_call(3, real))  # in epoch three
     with pytest.raises(KeyboardInterrupt):
         _fit(tmp_path / "killed", CONFIG)
     monkeypatch.setattr(training, "mean_loss", real)

@@ -25,7 +25,7 @@ from polymodal.builders.core.manifest import load_manifest
 from polymodal.builders.core.runner import build
 from polymodal.builders.vggsound_plus import TEMPLATES, VggConfig, VggSoundPlusBuilder, class_index
 from tests.benchmarks.test_vggsound_plus_task import CLASSES, clips  # noqa: F401  (clips: the fixture)
-from tests.helpers import ROOT
+from tests.helpers import ROOT, killed_on_call
 
 FAST = TrainConfig(epochs=3, batch_size=4, lr=1e-3, seed=5)
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -122,16 +122,8 @@ def test_model_captions_are_not_redrawn(data):
 def test_a_resumed_run_equals_an_uninterrupted_one_and_the_records_state_the_redraw(data, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     train_run("vggsound-plus", "clip", data, tmp_path / "whole", FAST, progress=False)
-    calls = {"n": 0}
     real = training.mean_loss
-
-    def dies_in_epoch_two(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training, "mean_loss", dies_in_epoch_two)
+    monkeypatch.setattr(training, "mean_loss", killed_on_call(2, real))  # in epoch two
     with pytest.raises(KeyboardInterrupt):
         train_run("vggsound-plus", "clip", data, tmp_path / "cut", FAST, progress=False)
     monkeypatch.setattr(training, "mean_loss", real)
