@@ -2,14 +2,17 @@
 
 A split is a `Source`: its pieces in manifest order (one per shard: a raw shard's arrays, or the shard's file
 in the feature cache), each with its row count, loaded one at a time. What a stream holds is bounded by its
-shuffle buffer and a piece, never by the split.
+shuffle buffer and a piece (at most four times twice the buffer and a piece, see `_compact`), never by the
+split.
 
 A training epoch's batches follow from (seed, epoch) alone:
 
 1. the pieces are permuted by numpy's ``default_rng([seed, epoch])`` and dealt to `streams` streams, stream
    s taking every streams-th one from the s-th;
 2. each stream shuffles its rows through a buffer (``default_rng([seed, epoch, s])``): once it holds twice
-   `buffer` rows it is permuted and all but `buffer` of them leave, in cuts of batch_size / streams rows;
+   `buffer` rows it is permuted and all but `buffer` of them leave, in cuts of batch_size / streams rows,
+   a cut's rows grouped by the piece they come from (the loss does not depend on the rows' order in a batch,
+   and a piece's rows are then copied in one go);
 3. global batch k is the k-th cut of every stream, in stream order. Every stream gives as many cuts as the
    smallest one can fill, so every rank takes the same number of steps; one stream keeps its last, partial cut.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -139,12 +143,6 @@ def _concat(parts: list[Arrays]) -> Arrays:
     return parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _gather(arrays: Arrays, index: np.ndarray) -> Arrays:
-    """Rows `index` of `arrays`, gathered by torch, which uses every thread as indexing a tensor in memory does."""
-    at = torch.from_numpy(index)
-    return {k: torch.from_numpy(v).index_select(0, at).numpy() for k, v in arrays.items()}
-
-
 def _length(arrays: Arrays) -> int:
     return len(next(iter(arrays.values())))
 
@@ -172,37 +170,60 @@ def _as_is(item):
 
 
 def _cuts(pieces: Iterator[Arrays], size: int, buffer: int, rng: np.random.Generator) -> Iterator[Arrays]:
-    """A stream's rows through its shuffle buffer, in cuts of `size` rows, the last one partial."""
-    held, rows = [], 0
-    leaving: deque[tuple[Arrays, np.ndarray]] = deque()  # rows that have left the buffer: (joined rows, places)
-    waiting = 0
+    """A stream's rows through its shuffle buffer, in cuts of `size` rows, the last one partial.
 
-    def ready(final: bool):
-        nonlocal waiting
-        while waiting >= size or (final and waiting):
-            n, cut = min(size, waiting), []
-            while n > sum(map(_length, cut)):
-                joined, places = leaving.popleft()
-                take = min(len(places), n - sum(map(_length, cut)))
-                cut.append(_gather(joined, places[:take]))
-                if take < len(places):
-                    leaving.appendleft((joined, places[take:]))
-            yield _concat(cut)
-            waiting -= n
-
+    The buffer, and the rows that have left it and wait for a cut, are slots (piece, row) into the pieces
+    read: a row is copied once, from its piece into its cut, instead of into a joined buffer first."""
+    held: dict[int, Arrays] = {}
+    ids = itertools.count()
+    buffered = leaving = np.empty((0, 2), np.int64)
     for arrays in pieces:
-        held.append(arrays)
-        rows += _length(arrays)
-        if rows >= 2 * buffer and rows:
-            perm, joined = rng.permutation(rows), _concat(held)  # joined once: each cut gathers from it
-            leaving.append((joined, perm[: rows - buffer]))
-            waiting += rows - buffer
-            held, rows = [_gather(joined, perm[rows - buffer:])], buffer
-            yield from ready(final=False)
-    if rows:
-        leaving.append((_concat(held), rng.permutation(rows)))
-        waiting += rows
-    yield from ready(final=True)
+        if rows := _length(arrays):
+            held[key := next(ids)] = arrays
+            buffered = np.concatenate([buffered, np.stack([np.full(rows, key), np.arange(rows)], 1)])
+        if len(buffered) >= 2 * buffer and len(buffered):
+            perm = rng.permutation(len(buffered))
+            leaving = np.concatenate([leaving, buffered[perm[: len(buffered) - buffer]]])
+            buffered = buffered[perm[len(buffered) - buffer:]]
+            leaving, buffered = _compact(held, (leaving, buffered), next(ids))
+            while len(leaving) >= size:
+                yield _take(held, leaving[:size])
+                leaving = leaving[size:]
+    leaving = np.concatenate([leaving, buffered[rng.permutation(len(buffered))]])
+    for a in range(0, len(leaving), size):
+        yield _take(held, leaving[a:a + size])
+
+
+def _compact(held: dict[int, Arrays], slots: tuple[np.ndarray, ...], key: int) -> tuple[np.ndarray, ...]:
+    """`slots` once the pieces they no longer name are let go, and the rows of those with under a quarter of
+    their rows left are gathered into one new piece `key`: what a stream holds stays within four times its
+    live rows, and a row is copied again a third of a time, on average, at most."""
+    every = np.concatenate(slots)
+    named, live = np.unique(every[:, 0], return_counts=True)
+    for gone in held.keys() - set(named.tolist()):
+        del held[gone]
+    sparse = named[live * 4 < np.array([_length(held[p]) for p in named.tolist()])]
+    if len(sparse):
+        moved = np.flatnonzero(np.isin(every[:, 0], sparse))
+        held[key] = _take(held, every[moved])
+        for p in sparse.tolist():
+            del held[p]
+        every[moved] = np.stack([np.full(len(moved), key), np.arange(len(moved))], 1)
+    return tuple(np.split(every, np.cumsum([len(s) for s in slots[:-1]])))
+
+
+def _take(held: dict[int, Arrays], slots: np.ndarray) -> Arrays:
+    """The rows at `slots` (piece, row), grouped by piece in the order the pieces were read: the rows of a piece
+    are one gather by torch (which uses every thread, as indexing a tensor in memory does), written in place."""
+    slots = slots[np.argsort(slots[:, 0], kind="stable")]
+    pieces, starts = np.unique(slots[:, 0], return_index=True)
+    first = held[int(pieces[0])]
+    out = {k: torch.empty((len(slots), *v.shape[1:]), dtype=torch.from_numpy(v[:0]).dtype) for k, v in first.items()}
+    for p, a, b in zip(pieces.tolist(), starts.tolist(), [*starts[1:].tolist(), len(slots)]):
+        rows = torch.from_numpy(slots[a:b, 1])
+        for k, v in held[p].items():
+            torch.index_select(torch.from_numpy(v), 0, rows, out=out[k][a:b])
+    return {k: v.numpy() for k, v in out.items()}
 
 
 def epoch_batches(source: Source, order: Order, epoch: int, rank: int = 0, world: int = 1, workers: int = 0,

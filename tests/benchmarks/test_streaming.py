@@ -1,7 +1,9 @@
 """Streamed splits (benchmarks.streaming): every row once per epoch, a deterministic order, batches that do
 not depend on ranks or loader workers, and a training run killed mid-epoch that resumes to the same weights."""
 
+import functools
 import json
+import weakref
 
 import numpy as np
 import pytest
@@ -9,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from polymodal.baselines import MODELS
-from polymodal.benchmarks import training
-from polymodal.benchmarks.streaming import Order, Source, embed_source, epoch_batches, mean_embeddings, ordered_batches
+from polymodal.benchmarks import streaming, training
+from polymodal.benchmarks.streaming import Order, Piece, Source, embed_source, epoch_batches, mean_embeddings, ordered_batches
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.benchmarks.training import Logging, fit
 from tests.helpers import killed_on_call
@@ -49,6 +51,33 @@ def test_a_buffer_mixes_rows_of_many_shards_into_a_batch():
     shards = lambda buffer: [len({i // 50 for i in b}) for b in _ids(epoch_batches(source, Order(20, 1, buffer, 0), 0))]
     assert max(shards(0)) <= 2  # without a buffer a batch comes from one shard (or two, where it straddles)
     assert np.mean(shards(300)) > 5
+
+
+def test_compacting_keeps_every_slots_row_and_only_shards_with_a_quarter_of_their_rows_left():
+    rng = np.random.default_rng(0)
+    held = {p: {"a": rng.standard_normal((40, 3)).astype(np.float32)} for p in range(6)}
+    # shard 0: 30 rows named, 1: 10 (a quarter, kept), 2: 9 (compacted), 3: 1 (compacted), 4 and 5: none (let go)
+    named = [(p, r) for p, count in ((0, 30), (1, 10), (2, 9), (3, 1)) for r in rng.choice(40, count, replace=False)]
+    slots = np.array(named)[rng.permutation(len(named))]
+    before = streaming._take(held, slots)["a"]
+    leaving, buffered = streaming._compact(held, (slots[:20], slots[20:]), key=99)
+    assert sorted(held) == [0, 1, 99] and len(held[99]["a"]) == 10
+    assert (len(leaving), len(buffered)) == (20, 30)
+    np.testing.assert_array_equal(streaming._take(held, np.concatenate([leaving, buffered]))["a"], before)
+
+
+def test_a_stream_holds_shards_within_four_times_the_rows_it_has_left_to_give():
+    alive = []  # weak references to each loaded shard's column, with its rows
+
+    def load(i, rows=30):
+        arrays = {"a": np.full((rows, 2), i, np.float32)}
+        alive.append((weakref.ref(arrays["a"]), rows))
+        return arrays
+
+    source = Source(tuple(Piece(str(i), 30, functools.partial(load, i)) for i in range(200)), ("a",))
+    order = Order(batch_size=10, streams=1, buffer=40, seed=0)
+    held = [sum(rows for ref, rows in alive if ref() is not None) for _ in epoch_batches(source, order, 0)]
+    assert max(held) <= 4 * (2 * order.buffer + 30)  # however many shards the stream reads
 
 
 def test_streams_deal_every_shard_once_and_give_every_rank_as_many_batches():
