@@ -45,7 +45,8 @@ def add_commands(subparsers) -> None:
     evaluate = subparsers.add_parser(
         "eval", help="score a trained run and write its result JSON",
         description="Score RUN with its task's protocol and write RUN/result.json (or --out), a result file "
-        "that `polymodal leaderboard build` accepts.",
+        "that `polymodal leaderboard build` accepts. Under `torchrun --nproc_per_node=N -m polymodal eval RUN` the "
+        "retrieval protocols split the candidates between the ranks, and rank 0 writes the same result.",
     )
     evaluate.add_argument("run", type=folder(), help="run folder written by `polymodal train`")
     evaluate.add_argument("--out", type=Path, help="where to write the result (default RUN/result.json)")
@@ -296,7 +297,10 @@ def _eval(args) -> int:
     from polymodal.benchmarks.bench import print_metrics
     from polymodal.benchmarks.runs import evaluate_run
 
-    print_metrics(evaluate_run(args.run, args.out, trust_code=args.trust_code))
+    _join_torchrun()
+    result = evaluate_run(args.run, args.out, trust_code=args.trust_code)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print_metrics(result)
     return 0
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_model
 
 from polymodal.baselines.models import MODELS, is_installed, resolve_model
@@ -174,5 +175,6 @@ def evaluate_run(run_dir: Path, out: Path | None = None, trust_code: bool = Fals
     wall = record["summary"]["train_seconds"] + time.perf_counter() - began
     result = make_result(task, manifest, card, evaluation, record["train"]["seed"], record["device"], wall,
                          verified=record.get("verified") is True and verified())
-    write_result(result, out or run_dir / RESULT)
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        write_result(result, out or run_dir / RESULT)  # every rank scored; one writes
     return result

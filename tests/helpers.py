@@ -1,8 +1,9 @@
-"""Helpers shared by the tests: the repository root, the reference models, killing a job, reading shards."""
+"""Helpers shared by the tests: the repository root, the reference models, torchrun, killing a job, reading shards."""
 
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,13 @@ from polymodal.baselines.models import MODELS
 ROOT = Path(__file__).resolve().parents[1]
 #: The reference models every task must run (docs/compatibility.md): every registered one.
 REFERENCE_MODELS = tuple(MODELS)
+#: Two ranks on this machine, gloo on CPU; run with torchrun_env().
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def torchrun_env() -> dict[str, str]:
+    """The environment of a test's subprocess: this checkout importable, one thread a rank."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:

@@ -1,7 +1,8 @@
 """torchrun on CPU with gloo: retrieval with the candidates sharded over 2 ranks ranks exactly as one process,
-and one process ranks as a stable sort of the whole score matrix."""
+one process ranks as a stable sort of the whole score matrix, and `polymodal eval` under torchrun writes the
+result one process writes."""
 
-import os
+import json
 import subprocess
 import sys
 
@@ -11,9 +12,11 @@ from safetensors.torch import load_file
 
 from polymodal.benchmarks.protocols.retrieval import recall_at
 from tests.benchmarks.retrieval_worker import CASES, K, embeddings, results, targets
-from tests.helpers import ROOT
+from polymodal.builders.core.runner import build
+from polymodal.builders.xnor import XnorBuilder, XnorConfig
+from tests.helpers import ROOT, TORCHRUN, torchrun_env
 
-WORLD = 2
+WORLD = 2  # TORCHRUN's ranks
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +27,8 @@ def one():
 @pytest.fixture(scope="module")
 def ranks_results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("retrieval")
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
-                    str(ROOT / "tests" / "benchmarks" / "retrieval_worker.py"), str(folder)], check=True, cwd=ROOT,
-                   env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}, capture_output=True, timeout=300)
+    subprocess.run([*TORCHRUN, str(ROOT / "tests" / "benchmarks" / "retrieval_worker.py"), str(folder)], check=True,
+                   cwd=ROOT, env=torchrun_env(), capture_output=True, timeout=300)
     return [load_file(folder / f"{rank}.safetensors") for rank in range(WORLD)]
 
 
@@ -66,3 +68,18 @@ def test_recall_from_two_ranks_equals_recall_from_one_and_the_merged_top_k(one, 
             # the target is in the merged top k exactly when its rank is below k
             in_top = (ranks_results[1][f"{name}/top{k}/indices"] == truth[:, None]).any(1).double()
             assert torch.equal(in_top, hit), (name, k)
+
+
+def test_polymodal_eval_under_torchrun_writes_the_result_one_process_writes(tmp_path):
+    """xnor ranks each query's A among all 300 test candidates (benchmarks.protocols.retrieval.topk)."""
+    build(XnorBuilder(XnorConfig(bits=3, dim=12, samples=3000)), tmp_path / "data", progress=False)
+    polymodal = [sys.executable, "-m", "polymodal"]
+    run = lambda *cmd: subprocess.run(cmd, check=True, cwd=ROOT, env=torchrun_env(), capture_output=True, timeout=300)
+    run(*polymodal, "train", "--task", "xnor", "--model", "symile", "--data", str(tmp_path / "data"), "--out",
+        str(tmp_path / "run"), "--epochs", "1", "--no-progress")
+    run(*polymodal, "eval", str(tmp_path / "run"), "--out", str(tmp_path / "one.json"))
+    printed = run(*TORCHRUN, "-m", "polymodal", "eval", str(tmp_path / "run"), "--out", str(tmp_path / "two.json")).stdout
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert one["metrics"]["acc1"]["value"] > 0  # some hits, so equal outcomes are not all misses
+    assert two["metrics"] == one["metrics"]  # each query's hit or miss included
+    assert printed.decode().count("acc1") == 1  # rank 0 alone reports
