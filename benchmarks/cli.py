@@ -26,7 +26,7 @@ def add_commands(subparsers) -> None:
     from polymodal.benchmarks.feature_cache import CACHE_ENV, DEFAULT_CACHE
     from polymodal.benchmarks.tasks import TASKS
     from polymodal.builders.core.manifest import MANIFEST
-    from polymodal.builders.core.storage import dataset_type
+    from polymodal.builders.core.storage import dataset_type, location_type
     from polymodal.leaderboard.suites import load_suites
 
     dataset = dataset_type(MANIFEST, folder(MANIFEST, "a dataset built by `polymodal build`"))
@@ -90,16 +90,17 @@ def add_commands(subparsers) -> None:
     featurize = subparsers.add_parser(
         "featurize", help="run frozen encoders over a dataset once and cache the features",
         description="Compute every split's features of DATA with ENCODER and cache them as "
-        f"CACHE/<dataset_id>/<encoder>/<split>.safetensors (CACHE: --out, else ${CACHE_ENV}, else "
+        f"CACHE/<content digest>/<encoder>/<split>/, a file per shard, and its index <split>.json (CACHE: "
+        f"--out, a folder or an fsspec URL such as s3://bucket/features, else ${CACHE_ENV}, else "
         f"{DEFAULT_CACHE}). Splits already cached are reused, and a killed run resumes at the shard it "
         "lost. Tasks read the same cache. Under `torchrun --nproc_per_node=N` the shards are shuffled alike on "
         "every rank and split between ranks, then between each rank's loader workers; on several nodes CACHE "
-        "must be a shared folder.",
+        "must be a shared folder or an object store.",
     )
     featurize.add_argument("--data", type=dataset, required=True, help="dataset folder built by `polymodal build`, or its fsspec URL (s3://bucket/prefix)")
     featurize.add_argument("--encoder", required=True, help="a featurizer that DATA's task declares: for symile-m3, "
                            "embedded (digits variant, CPU) or paper (CLIP, Whisper, XLM-R); for vggsound-plus, av-embedded")
-    featurize.add_argument("--out", type=out_folder, help="feature cache folder")
+    featurize.add_argument("--out", type=location_type(out_folder), help="feature cache: a folder or a URL")
     featurize.add_argument("--workers", type=integer(low=0), default=2, help="loader processes per rank that decode and "
                            "preprocess shards (default %(default)s; 0: in the main process)")
     featurize.add_argument("--seed", type=integer(low=0), default=0, help="seed of the shard shuffle; the cache is the same for any seed")

@@ -4,10 +4,14 @@
     CACHE/<content digest>/<encoder>/<split>.json    the index, written last: encoder, dataset_id, content
         digest, the featurizer's info, and each shard's file and row count (checked against the manifest)
 
+CACHE is a folder or an fsspec URL (`s3://bucket/features`: builders.core.storage), a prefix that every node of
+a cluster shares.
+
 The pieces are the cache: a split is never joined into one file, so training streams it a shard at a time
 (benchmarks.streaming). CACHE is --out, else $POLYMODAL_FEATURES (CACHE_ENV), else
-~/.cache/polymodal/features. Every file is written under a temporary name and renamed, so a killed run never
-leaves a half file that a later one trusts; a split without its index resumes at the first shard it lacks.
+~/.cache/polymodal/features. Every file is written under a temporary name (key) and renamed (moved), so a
+killed run never leaves a half file that a later one trusts; a split without its index resumes at the shards it
+lacks.
 
 Every rank lists the split's shards in manifest order, shuffles them with the same seed (webdataset's
 detshuffle, so every rank draws the same order), and keeps its own share (split_by_node); its DataLoader
@@ -15,7 +19,7 @@ workers split that share again (split_by_worker) and run ``prepare`` (decoding, 
 rank's main process runs ``encode`` (frozen models, on the rank's device) and writes the shard's file. When
 every rank is done, rank 0 checks each file's rows against the manifest and writes the index, so the cache is
 the same whatever the number of ranks and workers. Under torchrun on several nodes CACHE must be a folder
-every node shares.
+every node shares, or an object store.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import posixpath
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +37,7 @@ import numpy as np
 from polymodal.benchmarks.data import load_manifest, shard_samples
 from polymodal.builders import schema
 from polymodal.builders.core import storage
-from polymodal.builders.core.tarshards import write_atomic
+from polymodal.builders.core.storage import Location
 
 if TYPE_CHECKING:
     from polymodal.benchmarks.featurize import Featurizer
@@ -43,14 +48,20 @@ DEFAULT_CACHE = "~/.cache/polymodal/features"
 RawSample = tuple[bytes, bytes, str, dict]  # (jpeg, flac, text, meta) of one sample, as its shard holds it
 
 
-def cache_root(out: str | Path | None = None) -> Path:
-    return Path(out or os.environ.get(CACHE_ENV) or Path(DEFAULT_CACHE).expanduser())
+def cache_root(out: Location | None = None) -> Location:
+    """--out, else $POLYMODAL_FEATURES, else the default: a local Path, or a URL as given."""
+    root = out or os.environ.get(CACHE_ENV) or Path(DEFAULT_CACHE).expanduser()
+    return storage.local_path(root) or str(root).rstrip("/")
 
 
-def cache_path(data_dir, encoder: str, split: str, out=None) -> Path:
+def cache_path(data_dir, encoder: str, split: str, out=None) -> Location:
     """The split's index; its shards' files are in the folder of the same name."""
     # Keyed by what was built, not only by what defines it: a rebuild with other tool versions gets its own.
-    return cache_root(out) / load_manifest(data_dir)["content_digest"] / encoder / f"{split}.json"
+    return storage.join(cache_root(out), load_manifest(data_dir)["content_digest"], encoder, f"{split}.json")
+
+
+def _pieces_folder(index: Location) -> Location:
+    return index.with_suffix("") if isinstance(index, Path) else index.removesuffix(".json")
 
 
 def _raw_samples(samples: Iterable[dict]) -> Iterable[RawSample]:
@@ -95,38 +106,45 @@ def _as_is(item):
     return item  # the loader must not turn the numpy arrays into tensors
 
 
-def _piece(folder: Path, shard: dict) -> Path:
-    return folder / f"{Path(shard['url']).stem}.safetensors"
+def _piece_name(shard: dict) -> str:
+    return f"{posixpath.splitext(posixpath.basename(shard['url']))[0]}.safetensors"
 
 
-def _save(arrays: dict[str, np.ndarray], path: Path) -> None:
-    from safetensors.numpy import save_file
+def _save(arrays: dict[str, np.ndarray], location: Location) -> None:
+    from safetensors.numpy import save
 
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-    tmp.replace(path)
+    storage.put_bytes(location, save({k: np.ascontiguousarray(v) for k, v in arrays.items()}))
 
 
-def read_index(path: Path) -> dict:
+def read_index(path: Location) -> dict:
     """A split's cache index: encoder, dataset_id, content digest, the featurizer's info and its pieces."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(storage.read_bytes(path))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SystemExit(f"{path} is no feature-cache index ({err}); delete it to recompute") from None
 
 
-def piece_files(path: Path) -> list[tuple[Path, int]]:
+def piece_files(path: Location) -> list[tuple[Location, int]]:
     """Each shard's feature file of the split whose index is `path`, with its row count, in manifest order."""
-    return [(path.with_suffix("") / p["file"], p["rows"]) for p in read_index(path)["pieces"]]
+    return [(storage.join(_pieces_folder(path), p["file"]), p["rows"]) for p in read_index(path)["pieces"]]
 
 
-def read_piece(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
+def read_piece(location: Location) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load, load_file
 
-    return load_file(str(path))
+    local = storage.local_path(location)
+    return load_file(str(local)) if local is not None else load(storage.read_bytes(location))
 
 
-def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+def _piece_rows(location: Location) -> set[int]:
+    """The row counts of a feature file's arrays, from its safetensors header alone (no arrays are read): an
+    8-byte little-endian length, then a JSON object of each array's dtype, shape and offsets."""
+    with storage.open_read(location) as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return {entry["shape"][0] for name, entry in header.items() if name != "__metadata__"} or {0}
+
+
+def read_cache(path: Location) -> tuple[dict[str, np.ndarray], dict]:
     """A cached split's arrays joined in memory, and the info its featurizer recorded: for splits that fit."""
     pieces = [read_piece(file) for file, _ in piece_files(path)]
     pieces = [p for p in pieces if p]  # a shard without rows has a file without arrays
@@ -135,7 +153,7 @@ def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[], Featurizer], out=None, *,
-                 workers: int = 0, seed: int = 0, progress: bool = False) -> Path:
+                 workers: int = 0, seed: int = 0, progress: bool = False) -> Location:
     """The cache index of (data_dir, encoder, split); if absent, computed, resuming from the shards done.
 
     ``make_featurizer()`` is called only then (see benchmarks.featurize.Featurizer
@@ -145,11 +163,11 @@ def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[
     import torch.distributed as dist
 
     path = cache_path(data_dir, encoder, split, out)
-    if path.is_file():
+    if storage.is_file(path):
         return path
     featurizer = make_featurizer()
     manifest = load_manifest(data_dir)
-    folder = path.with_suffix("")
+    folder = _pieces_folder(path)
     # Full URLs for a dataset on an object store.
     shards = [{**s, "url": str(storage.join(data_dir, s["path"]))} for s in manifest["shards"] if s["split"] == split]
     _featurize_shards(shards, split, folder, featurizer, workers=workers, seed=seed, progress=progress)
@@ -159,13 +177,13 @@ def cached_split(data_dir, encoder: str, split: str, make_featurizer: Callable[[
     if not distributed or dist.get_rank() == 0:
         index = {"encoder": encoder, "dataset_id": manifest["dataset_id"], "content_digest": manifest["content_digest"],
                  "info": featurizer.info, "pieces": _checked_pieces(shards, folder, data_dir, split)}
-        write_atomic(path, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
+        storage.put_bytes(path, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
     if distributed:
         dist.barrier()  # the index exists before any rank reads it
     return path
 
 
-def _featurize_shards(shards: list[dict], split: str, folder: Path, featurizer, *, workers: int, seed: int,
+def _featurize_shards(shards: list[dict], split: str, folder: Location, featurizer, *, workers: int, seed: int,
                       progress: bool) -> None:
     """Write the files of this rank's shards that are not written yet."""
     import torch
@@ -173,8 +191,8 @@ def _featurize_shards(shards: list[dict], split: str, folder: Path, featurizer, 
 
     from polymodal.progress import progress_bar
 
-    folder.mkdir(parents=True, exist_ok=True)
-    todo = {s["url"]: s for s in node_shards(shards, seed) if not _piece(folder, s).is_file()}
+    written = set(storage.find(folder, ".safetensors"))  # one listing, not a request per shard
+    todo = {s["url"]: s for s in node_shards(shards, seed) if _piece_name(s) not in written}
     if not todo:
         return
     pipeline = wds.DataPipeline(wds.SimpleShardList(list(todo)), wds.split_by_worker,
@@ -189,27 +207,25 @@ def _featurize_shards(shards: list[dict], split: str, folder: Path, featurizer, 
                 batches.append(featurizer.encode(item["arrays"]))
                 continue
             joined = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]} if batches else {}
-            _save(joined, _piece(folder, todo[item["url"]]))
+            _save(joined, storage.join(folder, _piece_name(todo[item["url"]])))
             del pending[item["url"]]
             bar.update()
 
 
-def _checked_pieces(shards: list[dict], folder: Path, data_dir, split: str) -> list[dict]:
+def _checked_pieces(shards: list[dict], folder: Location, data_dir, split: str) -> list[dict]:
     """Each shard's file and rows, in manifest order, once every file holds the rows the manifest says."""
-    from safetensors import safe_open
-
-    missing = [s["path"] for s in shards if not _piece(folder, s).is_file()]
+    written = set(storage.find(folder, ".safetensors"))
+    missing = [s["path"] for s in shards if _piece_name(s) not in written]
     if missing:
         raise SystemExit(f"{folder}: no features for shards {missing}; under torchrun on several nodes the feature "
                          "cache must be a folder every node shares")
     pieces = []
     for shard in shards:
-        with safe_open(str(_piece(folder, shard)), "np") as f:
-            rows = {f.get_slice(k).get_shape()[0] for k in f.keys()} or {0}
+        rows = _piece_rows(storage.join(folder, _piece_name(shard)))
         if rows != {shard["samples"]}:
             raise SystemExit(f"{data_dir}: shard {shard['path']} holds {' or '.join(map(str, sorted(rows)))} samples, the manifest "
                              f"{shard['samples']}; run `polymodal verify {data_dir}`")
-        pieces.append({"file": _piece(folder, shard).name, "shard": shard["path"], "rows": shard["samples"]})
+        pieces.append({"file": _piece_name(shard), "shard": shard["path"], "rows": shard["samples"]})
     if not any(p["rows"] for p in pieces):
         raise SystemExit(f"{data_dir}: split {split} has no samples")
     return pieces

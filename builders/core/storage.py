@@ -208,9 +208,10 @@ def _temporary(path: str) -> str:
 
 
 def put_bytes(location: Location, data: bytes) -> None:
-    """Write `data` to `location` whole or not at all."""
+    """Write `data` to `location` whole or not at all; a local folder is made as an object store needs none."""
     local = local_path(location)
     if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(local, data)
         return
     fs, path = _fs(str(location))

@@ -1,20 +1,23 @@
 """The feature cache: shards shuffled alike on every rank, split by rank and worker, a file per shard and an
-index that are the same bytes whatever the split, and resumable at the shards a failed run lost."""
+index that are the same bytes whatever the split, and resumable at the shards a failed run lost; the same on an
+object store (moto's S3 API on loopback), which training then reads."""
 
-import os
+import posixpath
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from polymodal.benchmarks.feature_cache import CACHE_ENV as FEATURES_ENV
 from polymodal.benchmarks.feature_cache import cache_path, node_shards, piece_files, read_cache
 from polymodal.benchmarks.featurize import featurize
 from polymodal.benchmarks.tasks.symile_m3.featurizers import EmbeddedFeaturizer
 from polymodal.builders.core.runner import build
 from polymodal.builders.symile_m3.builder import LANGUAGE_SETS, M3Config, SymileM3Builder
+from polymodal.benchmarks.runs import evaluate_run, train_run
+from polymodal.benchmarks.tasks.base import TrainConfig
+from polymodal.builders.core import storage
 from polymodal.builders.symile_m3.speech import CACHE_ENV
-from tests.helpers import ROOT
+from tests.helpers import ROOT, TORCHRUN, torchrun_env
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +31,10 @@ def m3(tmp_path_factory):
     return out
 
 
-def cache_bytes(index: Path) -> dict[str, bytes]:
-    """What a cached split is on disk: its index and each shard's file, by name."""
-    return {index.name: index.read_bytes(), **{f.name: f.read_bytes() for f, _ in piece_files(index)}}
+def cache_bytes(index) -> dict[str, bytes]:
+    """What a cached split is, on disk or on the store: its index and each shard's file, by name."""
+    files = [index, *(f for f, _ in piece_files(index))]
+    return {posixpath.basename(str(f)): storage.read_bytes(f) for f in files}
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +85,30 @@ class FailsAfter(EmbeddedFeaturizer):
         return super().prepare(rows)
 
 
-def test_a_failed_run_resumes_at_the_shards_it_lost(m3, whole, tmp_path):
+@pytest.mark.parametrize("where", ["folder", "s3"])
+def test_a_failed_run_resumes_at_the_shards_it_lost(m3, whole, tmp_path, where, request):
+    cache = tmp_path if where == "folder" else f"{request.getfixturevalue('s3_bucket')}/features"
     with pytest.raises(RuntimeError, match="killed"):
-        featurize(m3, "embedded", "train", out=tmp_path, featurizer=FailsAfter(budget=3))
-    path = cache_path(m3, "embedded", "train", tmp_path)
-    assert not path.exists() and len(list(path.with_suffix("").glob("*.safetensors"))) == 3
+        featurize(m3, "embedded", "train", out=cache, featurizer=FailsAfter(budget=3))
+    path = cache_path(m3, "embedded", "train", cache)
+    assert not storage.is_file(path)
+    assert len(storage.find(cache, ".safetensors")) == 3  # the three shards done, and no index
     again = FailsAfter()
-    featurize(m3, "embedded", "train", out=tmp_path, featurizer=again)
+    featurize(m3, "embedded", "train", out=cache, featurizer=again)
     assert again.prepared == 5  # one batch per shard of 8, and only the lost shards
     assert cache_bytes(path) == whole
+    assert not storage.find(cache, ".tmp")  # no temporary file or key is left
+
+
+def test_training_reads_a_cache_on_s3_as_it_reads_a_local_one(m3, s3_bucket, tmp_path, monkeypatch):
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=0)
+    metrics = {}
+    for name, cache in {"folder": tmp_path / "features", "s3": f"{s3_bucket}/features"}.items():
+        monkeypatch.setenv(FEATURES_ENV, str(cache))
+        train_run("symile-m3", "symile", m3, tmp_path / name, config, progress=False)
+        metrics[name] = evaluate_run(tmp_path / name)["metrics"]
+    assert metrics["s3"] == metrics["folder"]
+    assert storage.is_file(cache_path(m3, "embedded", "train", f"{s3_bucket}/features"))
 
 
 class DropsARow(EmbeddedFeaturizer):
@@ -104,15 +123,13 @@ def test_a_short_shard_is_named(m3, tmp_path):
 
 
 def test_two_ranks_under_torchrun_give_the_same_file(m3, whole, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "polymodal",
-           "featurize", "--data", str(m3), "--encoder", "embedded", "--out", str(tmp_path), "--workers", "1",
-           "--no-progress"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [*TORCHRUN, "-m", "polymodal", "featurize", "--data", str(m3), "--encoder", "embedded", "--out", str(tmp_path),
+           "--workers", "1", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=torchrun_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     paths = proc.stdout.split()  # rank 0 alone prints the three files
     assert paths == [str(cache_path(m3, "embedded", s, tmp_path)) for s in ("test", "train", "val")]
-    assert cache_bytes(Path(paths[1])) == whole
+    assert cache_bytes(paths[1]) == whole
 
 
 def test_a_damaged_index_is_one_line_naming_it(tmp_path):

@@ -1,6 +1,6 @@
 """The featurizers of Symile-M3 datasets (benchmarks.featurize), whose features benchmarks.feature_cache keeps.
 
-    CACHE/<dataset_id>/<encoder>/<split>.safetensors
+    CACHE/<content digest>/<encoder>/<split>/<shard>.safetensors
         image (N, ...) float32, audio (N, ...) float32, text (N, L) int64,
         cls (N,) int64, missing (N, 3) uint8 by (image, audio, text)
 

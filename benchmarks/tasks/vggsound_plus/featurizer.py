@@ -1,7 +1,7 @@
 """The featurizer of VGG-sound+ datasets (benchmarks.featurize): the audio-visual layout, computed once per
 (dataset, split) and cached.
 
-    CACHE/<dataset_id>/av-embedded/<split>.safetensors   (benchmarks.feature_cache: atomic, shard by shard)
+    CACHE/<content digest>/av-embedded/<split>/<shard>.safetensors   (benchmarks.feature_cache: a file per shard)
         image (N, 3*32*32) float32   the frame, centre-cropped square, resized, channel-major, in [-1, 1]
         audio (N, 64*100) float32    log-mel power of the 10 s window, mel-major, shifted to about [-1, 1]
         text  (N, 64) int64          the caption's UTF-8 bytes + 1, 0 pads
