@@ -64,8 +64,9 @@ def add_commands(subparsers) -> None:
     )
     _add_run_arguments(submit, tasks, dataset)
     submit.add_argument("--card", type=_card, required=True, help="JSON model card (name, revision, license, training_data)")
-    submit.add_argument("--results", type=out_folder, help="also write the result and the model card into this "
-                        "results folder, as RESULTS/<task>/<model>/<revision>.<dataset_id>.json and .card.json")
+    submit.add_argument("--results", type=location_type(out_folder), help="also write the result and the model card "
+                        "into this results folder or fsspec URL, as RESULTS/<task>/<model>/<revision>.<dataset_id>.json "
+                        "and .card.json")
     add_config_option(submit)
     submit.set_defaults(func=_submit)
 
@@ -317,9 +318,14 @@ def _submit(args) -> int:
     write_config(args, args.out)
     print_metrics(result)
     if args.results:
-        from polymodal.leaderboard.submission import write_submission
+        from polymodal.builders.core import storage
+        from polymodal.leaderboard.submission import submission_paths, write_submission
 
-        print(f"submission: {write_submission(result, args.results)}")
+        with storage.staging(args.results) as staged:  # a URL's files are written here first, then uploaded
+            write_submission(result, staged)
+            names = [p.relative_to(staged).as_posix() for p in submission_paths(staged, result)]
+            storage.publish(staged, args.results, names[::-1])  # the card, then the result
+        print(f"submission: {storage.join(args.results, names[0])}")
     print(f"result: {args.out / RESULT}")
     return 0
 

@@ -8,12 +8,14 @@ to the terminal.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from pathlib import Path
 
 from polymodal.argtypes import folder, integer, number
 from polymodal.leaderboard.aggregate import BOARD_FILENAME, build_leaderboard, read_leaderboard, write_leaderboard
+from polymodal.leaderboard.remote import local_results, location, shown
 from polymodal.leaderboard.text import safe
 
 DESCRIPTION = (
@@ -56,7 +58,7 @@ def _add_subcommands(parser: argparse.ArgumentParser) -> None:
                        help=f"where to write the aggregated leaderboard (default: ./{BOARD_FILENAME})")
     build.add_argument("--strict", action="store_true",
                        help="exit with status 1 if any result file was rejected (for CI)")
-    build.set_defaults(func=_build)
+    build.set_defaults(func=_on_local_results(_build))
     report = commands.add_parser(
         "report",
         help="render leaderboard.json as report.md plus plots, and print the tables",
@@ -80,7 +82,7 @@ def _add_subcommands(parser: argparse.ArgumentParser) -> None:
     )
     _add_results(site)
     site.add_argument("--out", required=True, type=Path, metavar="SITE", help="folder to write the site into")
-    site.set_defaults(func=_site)
+    site.set_defaults(func=_on_local_results(_site))
     check = commands.add_parser(
         "check", help="check submitted results as a results repository's CI would",
         description="Validate every result file under DIR (exit 1 if any is rejected), and flag results whose "
@@ -100,15 +102,27 @@ def _add_subcommands(parser: argparse.ArgumentParser) -> None:
                        "path order (default %(default)s)")
     check.add_argument("--trust-code", action="store_true", help="rerun models whose code comes with the "
                        "submission (module:Class); that runs it, so only for a submission you have read")
-    check.set_defaults(func=_check)
+    check.set_defaults(func=_on_local_results(_check))
 
 
 def _add_results(parser: argparse.ArgumentParser, positional: bool = False) -> None:
-    help = "folder holding result JSON files, searched recursively"
+    help = "folder holding result JSON files, searched recursively, or an fsspec URL of one (s3://bucket/results)"
     if positional:
-        parser.add_argument("results", type=Path, metavar="DIR", help=help)
+        parser.add_argument("results", type=location, metavar="DIR", help=help)
     else:
-        parser.add_argument("--results", required=True, type=Path, metavar="DIR", help=help)
+        parser.add_argument("--results", required=True, type=location, metavar="DIR", help=help)
+
+
+def _on_local_results(command):
+    """`command` run on a local folder of results: a URL's objects copied into one first (remote.local_results);
+    `results_shown` is what messages name."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        with local_results(args.results) as folder:
+            return command(argparse.Namespace(**{**vars(args), "results": folder, "results_shown": args.results}))
+
+    return run
 
 
 def _board(results: Path) -> dict | None:
@@ -119,9 +133,9 @@ def _board(results: Path) -> dict | None:
         return None
 
 
-def _print_rejections(board: dict, results: Path) -> None:
+def _print_rejections(board: dict, results) -> None:
     for item in board["rejected"]:
-        print(f"{safe(results / item['path'])}: {safe(item['reason'])}", file=sys.stderr)
+        print(f"{safe(shown(results, item['path']))}: {safe(item['reason'])}", file=sys.stderr)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -129,7 +143,7 @@ def _build(args: argparse.Namespace) -> int:
     if board is None:
         return 2
     write_leaderboard(board, args.out)
-    _print_rejections(board, args.results)
+    _print_rejections(board, args.results_shown)
     rejected, superseded = board["rejected"], board["superseded"]
     accepted = board["results_scanned"] - len(rejected)
     print(f"{accepted} accepted ({len(superseded)} superseded by newer duplicates), {len(rejected)} rejected, "
@@ -159,7 +173,7 @@ def _site(args: argparse.Namespace) -> int:
     board = _board(args.results)
     if board is None:
         return 2
-    _print_rejections(board, args.results)
+    _print_rejections(board, args.results_shown)
     print(f"site: {safe(write_site(board, args.out))}")
     return 0
 

@@ -1,5 +1,6 @@
 """The harness reads a dataset on an object store (moto's S3 API on loopback) as it reads a local folder: the
-manifest checked against the shards, training streamed from them, the same metrics."""
+manifest checked against the shards, training streamed from them, the same metrics; results submitted to the
+store make the board that a local folder of them makes."""
 
 import json
 import subprocess
@@ -11,6 +12,7 @@ from polymodal.benchmarks.runs import RUN_FILE, evaluate_run, train_run
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.builders.core.runner import build
 from polymodal.builders.xor import XorBuilder, XorConfig
+from polymodal.leaderboard.schema import MAX_FILE_BYTES
 from tests.helpers import ROOT
 
 CONFIG = XorConfig(dim=3, p_hat=1.0, train=400, val=100, test=100, test_draws=2, shard_size=100, seed=2)
@@ -52,3 +54,33 @@ def test_a_url_without_a_dataset_is_one_line(s3_bucket):
                           timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"--data: {s3_bucket}/nothing holds no manifest.json" in done.stderr
+
+
+def test_results_submitted_to_s3_make_the_board_a_local_copy_makes(datasets, s3_bucket, tmp_path, run_cli):
+    import s3fs
+
+    local, _ = datasets
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"name": "my-symile"}))
+    results = f"{s3_bucket}/results"
+    run_cli("polymodal", "submit", "--task", "xor", "--model", "symile", "--card", card, "--data", local, "--out",
+            tmp_path / "run", "--epochs", "1", "--results", results, "--no-progress")
+    fs = s3fs.S3FileSystem()
+    prefix = results[len("s3://"):]
+    fs.pipe({f"{prefix}/broken.json": b'{"task": ', f"{prefix}/huge.json": b" " * (MAX_FILE_BYTES + 1)})
+    fs.get(prefix, str(tmp_path / "copy"), recursive=True)
+    assert len(list((tmp_path / "copy").rglob("*.json"))) == 4  # the result, its card, the broken and the huge one
+    boards = {}
+    for name, where in {"s3": results, "copy": tmp_path / "copy"}.items():
+        done = run_cli("polymodal", "leaderboard", "build", "--results", where, "--out", tmp_path / f"{name}.json", check=False)
+        assert done.returncode == 0 and "Traceback" not in done.stderr
+        boards[name] = json.loads((tmp_path / f"{name}.json").read_text())
+        assert f"{where}/broken.json: malformed JSON" in done.stderr and f"{where}/huge.json: file is" in done.stderr
+    assert boards["s3"]["tasks"] == boards["copy"]["tasks"] and boards["s3"]["tasks"]
+    assert boards["s3"]["rejected"] == boards["copy"]["rejected"]
+
+
+def test_a_results_url_that_holds_nothing_is_one_line(s3_bucket, run_cli):
+    done = run_cli("polymodal", "leaderboard", "build", "--results", f"{s3_bucket}/none", "--out", "/tmp/never.json",
+                   check=False)
+    assert done.returncode == 1 and done.stderr.strip() == f"error: {s3_bucket}/none holds no files"
