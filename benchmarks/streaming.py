@@ -205,6 +205,7 @@ def _compact(held: dict[int, Arrays], slots: tuple[np.ndarray, ...], key: int) -
     sparse = named[live * 4 < np.array([_length(held[p]) for p in named.tolist()])]
     if len(sparse):
         moved = np.flatnonzero(np.isin(every[:, 0], sparse))
+        moved = moved[np.argsort(every[moved, 0], kind="stable")]  # in the order _take gathers them
         held[key] = _take(held, every[moved])
         for p in sparse.tolist():
             del held[p]
