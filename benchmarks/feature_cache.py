@@ -139,9 +139,12 @@ def read_piece(location: Location) -> dict[str, np.ndarray]:
 def _piece_rows(location: Location) -> set[int]:
     """The row counts of a feature file's arrays, from its safetensors header alone (no arrays are read): an
     8-byte little-endian length, then a JSON object of each array's dtype, shape and offsets."""
-    with storage.open_read(location) as f:
-        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-    return {entry["shape"][0] for name, entry in header.items() if name != "__metadata__"} or {0}
+    try:
+        with storage.open_read(location) as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        return {entry["shape"][0] for name, entry in header.items() if name != "__metadata__"} or {0}
+    except (ValueError, LookupError, TypeError, AttributeError) as err:  # a damaged or foreign file
+        raise SystemExit(f"{location} is no safetensors file ({type(err).__name__}: {err}); delete it to recompute") from None
 
 
 def read_cache(path: Location) -> tuple[dict[str, np.ndarray], dict]:

@@ -137,3 +137,12 @@ def test_a_damaged_index_is_one_line_naming_it(tmp_path):
     index.write_bytes(b'{"pieces": [')
     with pytest.raises(SystemExit, match=r"train.json is no feature-cache index .*delete it to recompute"):
         read_cache(index)
+
+
+def test_a_damaged_shard_file_is_one_line_naming_it(m3, tmp_path):
+    with pytest.raises(RuntimeError, match="killed"):
+        featurize(m3, "embedded", "train", out=tmp_path, featurizer=FailsAfter(budget=7))
+    damaged = sorted(tmp_path.rglob("*.safetensors"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:20])  # a header length, then a cut header
+    with pytest.raises(SystemExit, match=rf"{damaged.name} is no safetensors file .*delete it to recompute"):
+        featurize(m3, "embedded", "train", out=tmp_path)
