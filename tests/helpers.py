@@ -24,6 +24,23 @@ def torchrun_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+def run_job(cmd: list, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """`cmd` (no shell) run to its end from ROOT with torchrun_env(), its output captured, as subprocess.run with
+    check=True; in a session of its own, which a timeout kills whole: torchrun killed alone leaves its ranks."""
+    kwargs = {"cwd": ROOT, "env": torchrun_env(), **kwargs}
+    with subprocess.Popen(list(map(str, cmd)), start_new_session=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, out, err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     """Every file below `folder`, by relative path: equal dicts mean byte-identical folders."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

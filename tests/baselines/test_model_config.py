@@ -8,7 +8,6 @@ import pytest
 import torch.nn.functional as F
 
 from polymodal.baselines import MODELS, ReferenceModel, SynergyClip
-from polymodal.baselines.logit_scale import CLIP_LOGIT_SCALE_INIT
 from polymodal.benchmarks.tasks import TASKS, load_task
 from polymodal.benchmarks.tasks.base import Task
 

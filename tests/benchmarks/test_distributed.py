@@ -1,7 +1,6 @@
 """torchrun on CPU with gloo: two ranks must equal one process on the global batch."""
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -10,12 +9,11 @@ from safetensors.torch import load_file
 from polymodal.builders.core.runner import build
 from polymodal.builders.xor import XorBuilder, XorConfig
 from tests.benchmarks.ddp_worker import CASES
-from tests.helpers import ROOT, TORCHRUN, sigkill_when, torchrun_env
+from tests.helpers import ROOT, TORCHRUN, run_job, sigkill_when, torchrun_env
 
 def test_two_ranks_equal_one_process_for_every_loss(tmp_path):
     out = tmp_path / "report.json"
-    subprocess.run([*TORCHRUN, str(ROOT / "tests" / "benchmarks" / "ddp_worker.py"), str(out)], check=True, cwd=ROOT, env=torchrun_env(),
-                   capture_output=True, timeout=300)
+    run_job([*TORCHRUN, ROOT / "tests" / "benchmarks" / "ddp_worker.py", out])
     report = json.loads(out.read_text())
     val = report.pop("val")
     assert set(report) == {label for label, _, _ in CASES}
@@ -44,11 +42,8 @@ def _train(data, out, *extra, launcher=(sys.executable, "-m", "polymodal")):
 
 def test_torchrun_training_matches_single_process_training(xor_data, tmp_path):
     # Two streams, one shard each: the single process runs both, each rank one.
-    subprocess.run(_train(xor_data, tmp_path / "one", "--epochs", "2", "--streams", "2"), check=True, cwd=ROOT,
-                   env=torchrun_env(), capture_output=True, timeout=300)
-    subprocess.run(_train(xor_data, tmp_path / "two", "--epochs", "2", "--streams", "2",
-                          launcher=(*TORCHRUN, "-m", "polymodal")),
-                   check=True, cwd=ROOT, env=torchrun_env(), capture_output=True, timeout=300)
+    run_job(_train(xor_data, tmp_path / "one", "--epochs", "2", "--streams", "2"))
+    run_job(_train(xor_data, tmp_path / "two", "--epochs", "2", "--streams", "2", launcher=(*TORCHRUN, "-m", "polymodal")))
     one, two = load_file(tmp_path / "one" / "best.safetensors"), load_file(tmp_path / "two" / "best.safetensors")
     assert one.keys() == two.keys()
     for key in one:
@@ -64,8 +59,7 @@ def test_a_validation_split_smaller_than_the_global_batch_counts_each_row_once(t
     build(XorBuilder(XorConfig(p_hat=1.0, train=800, val=150, test=100, test_draws=1, shard_size=400)), data, progress=False)
     logs = {}
     for name, launcher in {"one": (sys.executable, "-m", "polymodal"), "two": (*TORCHRUN, "-m", "polymodal")}.items():
-        subprocess.run(_train(data, tmp_path / name, "--epochs", "2", "--streams", "2", launcher=launcher), check=True, cwd=ROOT,
-                       env=torchrun_env(), capture_output=True, timeout=300)
+        run_job(_train(data, tmp_path / name, "--epochs", "2", "--streams", "2", launcher=launcher))
         logs[name] = [json.loads(x)["val_loss"] for x in (tmp_path / name / "train_log.jsonl").read_text().splitlines()]
     assert len(logs["one"]) == len(logs["two"]) == 2
     assert logs["one"] == pytest.approx(logs["two"], rel=1e-5)
@@ -76,13 +70,13 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_and_metrics(xor_data
     # follows step 24's, within epoch 2, unless the run reaches another first. The unit test of a kill at a
     # known step is tests/benchmarks/test_streaming.py.
     epochs = ["--epochs", "40", "--checkpoint-every", "3", "--log-every", "1"]
-    subprocess.run(_train(xor_data, tmp_path / "whole", *epochs), check=True, cwd=ROOT, env=torchrun_env(), capture_output=True)
+    run_job(_train(xor_data, tmp_path / "whole", *epochs))
     killed = tmp_path / "killed"
     log, steps = killed / "train_log.jsonl", killed / "train_steps.jsonl"
     sigkill_when(_train(xor_data, killed, *epochs), lambda: steps.is_file() and len(steps.read_text().splitlines()) >= 24,
                  env=torchrun_env())
     assert len(log.read_text().splitlines()) < 40  # two checkpoints in three are within an epoch
-    subprocess.run(_train(xor_data, killed, *epochs, "--resume"), check=True, cwd=ROOT, env=torchrun_env(), capture_output=True)
+    run_job(_train(xor_data, killed, *epochs, "--resume"))
 
     whole, resumed = load_file(tmp_path / "whole" / "best.safetensors"), load_file(killed / "best.safetensors")
     assert all((whole[k] == resumed[k]).all() for k in whole)

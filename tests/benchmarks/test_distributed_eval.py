@@ -3,7 +3,6 @@ one process ranks as a stable sort of the whole score matrix, and `polymodal eva
 result one process writes."""
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -14,7 +13,7 @@ from polymodal.benchmarks.protocols.retrieval import recall_at
 from tests.benchmarks.retrieval_worker import CASES, K, embeddings, results, targets
 from polymodal.builders.core.runner import build
 from polymodal.builders.xnor import XnorBuilder, XnorConfig
-from tests.helpers import ROOT, TORCHRUN, torchrun_env
+from tests.helpers import ROOT, TORCHRUN, run_job
 
 WORLD = 2  # TORCHRUN's ranks
 
@@ -27,8 +26,7 @@ def one():
 @pytest.fixture(scope="module")
 def ranks_results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("retrieval")
-    subprocess.run([*TORCHRUN, str(ROOT / "tests" / "benchmarks" / "retrieval_worker.py"), str(folder)], check=True,
-                   cwd=ROOT, env=torchrun_env(), capture_output=True, timeout=300)
+    run_job([*TORCHRUN, ROOT / "tests" / "benchmarks" / "retrieval_worker.py", folder])
     return [load_file(folder / f"{rank}.safetensors") for rank in range(WORLD)]
 
 
@@ -74,11 +72,10 @@ def test_polymodal_eval_under_torchrun_writes_the_result_one_process_writes(tmp_
     """xnor ranks each query's A among all 300 test candidates (benchmarks.protocols.retrieval.topk)."""
     build(XnorBuilder(XnorConfig(bits=3, dim=12, samples=3000)), tmp_path / "data", progress=False)
     polymodal = [sys.executable, "-m", "polymodal"]
-    run = lambda *cmd: subprocess.run(cmd, check=True, cwd=ROOT, env=torchrun_env(), capture_output=True, timeout=300)
-    run(*polymodal, "train", "--task", "xnor", "--model", "symile", "--data", str(tmp_path / "data"), "--out",
-        str(tmp_path / "run"), "--epochs", "1", "--no-progress")
-    run(*polymodal, "eval", str(tmp_path / "run"), "--out", str(tmp_path / "one.json"))
-    printed = run(*TORCHRUN, "-m", "polymodal", "eval", str(tmp_path / "run"), "--out", str(tmp_path / "two.json")).stdout
+    run_job([*polymodal, "train", "--task", "xnor", "--model", "symile", "--data", tmp_path / "data", "--out",
+             tmp_path / "run", "--epochs", "1", "--no-progress"])
+    run_job([*polymodal, "eval", tmp_path / "run", "--out", tmp_path / "one.json"])
+    printed = run_job([*TORCHRUN, "-m", "polymodal", "eval", tmp_path / "run", "--out", tmp_path / "two.json"]).stdout
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert one["metrics"]["acc1"]["value"] > 0  # some hits, so equal outcomes are not all misses
     assert two["metrics"] == one["metrics"]  # each query's hit or miss included

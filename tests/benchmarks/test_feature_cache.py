@@ -3,7 +3,6 @@ index that are the same bytes whatever the split, and resumable at the shards a 
 object store (moto's S3 API on loopback), which training then reads."""
 
 import posixpath
-import subprocess
 
 import pytest
 
@@ -17,7 +16,7 @@ from polymodal.benchmarks.runs import evaluate_run, train_run
 from polymodal.benchmarks.tasks.base import TrainConfig
 from polymodal.builders.core import storage
 from polymodal.builders.symile_m3.speech import CACHE_ENV
-from tests.helpers import ROOT, TORCHRUN, torchrun_env
+from tests.helpers import TORCHRUN, run_job
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +124,7 @@ def test_a_short_shard_is_named(m3, tmp_path):
 def test_two_ranks_under_torchrun_give_the_same_file(m3, whole, tmp_path):
     cmd = [*TORCHRUN, "-m", "polymodal", "featurize", "--data", str(m3), "--encoder", "embedded", "--out", str(tmp_path),
            "--workers", "1", "--no-progress"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=torchrun_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_job(cmd, text=True)
     paths = proc.stdout.split()  # rank 0 alone prints the three files
     assert paths == [str(cache_path(m3, "embedded", s, tmp_path)) for s in ("test", "train", "val")]
     assert cache_bytes(paths[1]) == whole

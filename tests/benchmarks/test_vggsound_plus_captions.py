@@ -3,8 +3,6 @@ loader draws a template and a label synonym on every load: only from the label's
 same for a seed and epoch, on every rank and on resume; validation, test and a model's captions stay as built."""
 
 import json
-import os
-import subprocess
 import sys
 from collections import Counter
 
@@ -25,10 +23,9 @@ from polymodal.builders.core.manifest import load_manifest
 from polymodal.builders.core.runner import build
 from polymodal.builders.vggsound_plus import TEMPLATES, VggConfig, VggSoundPlusBuilder, class_index
 from tests.benchmarks.test_vggsound_plus_task import CLASSES, clips  # noqa: F401  (clips: the fixture)
-from tests.helpers import ROOT, killed_on_call
+from tests.helpers import ROOT, TORCHRUN, killed_on_call, run_job
 
 FAST = TrainConfig(epochs=3, batch_size=4, lr=1e-3, seed=5)
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +137,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one_and_the_records_state_the_red
 def test_two_ranks_train_on_the_same_captions_as_one_process(data, tmp_path):
     """Under torchrun each rank trains on its part of every global batch: put together, the parts hold the
     captions one process trains on at as many streams, which come from each epoch's draw."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    worker = str(ROOT / "tests" / "benchmarks" / "vgg_caption_worker.py")
+    worker = ROOT / "tests" / "benchmarks" / "vgg_caption_worker.py"
     for name, launcher in {"one": [sys.executable], "two": TORCHRUN}.items():
-        subprocess.run([*launcher, worker, str(data), str(tmp_path / name), str(tmp_path / f"{name}.safetensors")],
-                       check=True, cwd=ROOT, env=env, capture_output=True, timeout=300)
+        run_job([*launcher, worker, data, tmp_path / name, tmp_path / f"{name}.safetensors"])
     one, two = (load_file(tmp_path / f"{name}.safetensors")["text"] for name in ("one", "two"))
     order = Order(batch_size=2, streams=2, buffer=FAST.shuffle_buffer, seed=3)  # the worker's
     steps = [order.steps(load_task("vggsound-plus").source(data, "train"), epoch) for epoch in range(2)]
