@@ -67,7 +67,7 @@ def test_compacting_keeps_every_slots_row_and_only_shards_with_a_quarter_of_thei
     np.testing.assert_array_equal(rows(np.concatenate([leaving, buffered])), before)  # every slot names its row
 
 
-def test_a_stream_holds_shards_within_four_times_the_rows_it_has_left_to_give():
+def test_what_a_stream_holds_is_bounded_by_its_buffer_however_many_shards_it_reads():
     alive = []  # weak references to each loaded shard's column, with its rows
 
     def load(i, rows=30):
